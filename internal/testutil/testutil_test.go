@@ -3,6 +3,7 @@ package testutil
 import (
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,7 +12,13 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(envFake) == "1" {
+		runFakeAgent()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func TestPoll(t *testing.T) {
 	t.Run("succeeds eventually", func(t *testing.T) {
