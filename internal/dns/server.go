@@ -1,0 +1,190 @@
+package dns
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Server is the DNS interface of one agent. New validates; ListenAndServe
+// binds and starts serving; Shutdown stops and waits. ServeDNS is safe for
+// concurrent use.
+type Server struct {
+	cfg       Config
+	domains   []string // lowercase FQDNs: Domain, then AltDomain if set
+	ttl       ttlTable
+	recursors []string
+	clients   map[string]*dns.Client // "udp", "tcp"
+
+	// ctx is cancelled by Shutdown so that in-flight reads and recursions
+	// end and the miekg servers can drain.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex // guards the fields below
+	started  bool
+	closed   bool
+	udp, tcp *dns.Server
+	udpAddr  net.Addr
+	tcpAddr  net.Addr
+	wg       sync.WaitGroup // serving goroutines
+}
+
+// New validates cfg and returns a server that is not yet listening.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		domains:   []string{cfg.Domain},
+		ttl:       newTTLTable(cfg.ServiceTTL),
+		recursors: cfg.Recursors,
+		clients: map[string]*dns.Client{
+			"udp": {Net: "udp", Timeout: cfg.RecursorTimeout, UDPSize: dns.DefaultMsgSize},
+			"tcp": {Net: "tcp", Timeout: cfg.RecursorTimeout},
+		},
+	}
+	if cfg.AltDomain != "" {
+		s.domains = append(s.domains, cfg.AltDomain)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// ListenAndServe binds udpAddr and tcpAddr (either may be "" to skip it;
+// port 0 picks a free port) and returns once both are serving. Serving runs
+// in goroutines owned by the server until Shutdown.
+func (s *Server) ListenAndServe(udpAddr, tcpAddr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrServerClosed
+	case s.started:
+		return ErrAlreadyStarted
+	case udpAddr == "" && tcpAddr == "":
+		return fmt.Errorf("dns: listen: no address given")
+	}
+
+	var pc net.PacketConn
+	var ln net.Listener
+	var err error
+	if udpAddr != "" {
+		if pc, err = net.ListenPacket("udp", udpAddr); err != nil {
+			return fmt.Errorf("dns: listen udp %s: %w", udpAddr, err)
+		}
+	}
+	if tcpAddr != "" {
+		if ln, err = net.Listen("tcp", tcpAddr); err != nil {
+			if pc != nil {
+				pc.Close()
+			}
+			return fmt.Errorf("dns: listen tcp %s: %w", tcpAddr, err)
+		}
+	}
+	s.started = true
+
+	if pc != nil {
+		s.udpAddr = pc.LocalAddr()
+		s.udp = &dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.DefaultMsgSize}
+	}
+	if ln != nil {
+		s.tcpAddr = ln.Addr()
+		s.tcp = &dns.Server{Listener: ln, Handler: s, ReadTimeout: 2 * time.Second, IdleTimeout: func() time.Duration { return 8 * time.Second }}
+	}
+	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		if srv == nil {
+			continue
+		}
+		if err := s.serve(srv); err != nil {
+			return err
+		}
+	}
+	s.cfg.Logger.Info("dns server listening", "udp", addrString(s.udpAddr), "tcp", addrString(s.tcpAddr))
+	return nil
+}
+
+// serve starts srv in an owned goroutine and waits until it is serving, so
+// that a Shutdown right after ListenAndServe always finds it started.
+func (s *Server) serve(srv *dns.Server) error {
+	started := make(chan struct{})
+	failed := make(chan error, 1)
+	srv.NotifyStartedFunc = func() { close(started) }
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.ActivateAndServe(); err != nil {
+			failed <- err
+			s.cfg.Logger.Error("dns server stopped", "error", err)
+		}
+	}()
+	select {
+	case <-started:
+		return nil
+	case err := <-failed:
+		return fmt.Errorf("dns: serve: %w", err)
+	}
+}
+
+// UDPAddr is the bound UDP address (nil before ListenAndServe).
+func (s *Server) UDPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.udpAddr
+}
+
+// TCPAddr is the bound TCP address (nil before ListenAndServe).
+func (s *Server) TCPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tcpAddr
+}
+
+// Shutdown stops the listeners, cancels in-flight reads and recursions and
+// waits for every serving goroutine, or for ctx. It is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	servers := []*dns.Server{s.udp, s.tcp}
+	s.mu.Unlock()
+
+	s.cancel()
+	var firstErr error
+	for _, srv := range servers {
+		if srv == nil {
+			continue
+		}
+		if err := srv.ShutdownContext(ctx); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("dns: shutdown: %w", err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if firstErr == nil {
+			firstErr = fmt.Errorf("dns: shutdown: %w", ctx.Err())
+		}
+	}
+	return firstErr
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
