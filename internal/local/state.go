@@ -178,7 +178,7 @@ func (s *State) RemoveService(id string) ([]string, error) {
 }
 
 // AddCheck registers or replaces a check. A service check needs its service
-// registered here (rpc.ErrNotFound otherwise).
+// registered here (rpc.ErrBadRequest otherwise).
 func (s *State) AddCheck(chk *state.HealthCheck, token string) error {
 	if chk == nil || chk.CheckID == "" {
 		return fmt.Errorf("%w: check without ID", rpc.ErrBadRequest)
@@ -187,7 +187,7 @@ func (s *State) AddCheck(chk *state.HealthCheck, token string) error {
 	defer s.mu.Unlock()
 	if chk.ServiceID != "" {
 		if e, ok := s.services[chk.ServiceID]; !ok || e.deleted {
-			return fmt.Errorf("%w: ServiceID %q does not exist", rpc.ErrNotFound, chk.ServiceID)
+			return fmt.Errorf("%w: ServiceID %q does not exist", rpc.ErrBadRequest, chk.ServiceID)
 		}
 	}
 	s.putCheckLocked(chk, token)

@@ -148,7 +148,7 @@ func TestState_SyncChangesRegistersAndDeregisters(t *testing.T) {
 	_, err = s.RemoveService("web1")
 	require.ErrorIs(t, err, rpc.ErrNotFound)
 	require.ErrorIs(t, s.RemoveCheck("nope"), rpc.ErrNotFound)
-	require.ErrorIs(t, s.AddCheck(&state.HealthCheck{CheckID: "x", ServiceID: "missing"}, ""), rpc.ErrNotFound)
+	require.ErrorIs(t, s.AddCheck(&state.HealthCheck{CheckID: "x", ServiceID: "missing"}, ""), rpc.ErrBadRequest)
 }
 
 func TestState_SyncFullRepairsBothWays(t *testing.T) {

@@ -1,0 +1,468 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairn-io/cairn/internal/checks"
+	"github.com/cairn-io/cairn/internal/config"
+	"github.com/cairn-io/cairn/internal/httpapi"
+	"github.com/cairn-io/cairn/internal/local"
+	"github.com/cairn-io/cairn/internal/rpc"
+	"github.com/cairn-io/cairn/internal/server"
+	"github.com/cairn-io/cairn/internal/state"
+)
+
+// Errors of the agent's lifecycle.
+var (
+	ErrInvalidOptions = errors.New("agent: invalid options")
+	ErrClientMode     = errors.New("agent: client agents need the clustering feature; run with -server or -dev")
+	ErrNotStarted     = errors.New("agent: not started")
+	ErrShutdown       = errors.New("agent: shut down")
+)
+
+// Options are everything an Agent needs.
+type Options struct {
+	Config *config.RuntimeConfig
+	// Reload re-reads the config files for /v1/agent/reload and SIGHUP;
+	// may be nil (reload then fails).
+	Reload  func() (*config.RuntimeConfig, []string, error)
+	Logger  *slog.Logger
+	Version string
+}
+
+// defaultFullSyncInterval is the period of full anti-entropy syncs (plus up
+// to 10% jitter).
+const defaultFullSyncInterval = time.Minute
+
+// Agent is one Cairn agent: a server (for now) plus its HTTP API, local
+// state, checks and anti-entropy.
+type Agent struct {
+	opts   Options
+	cfg    *config.RuntimeConfig
+	logger *slog.Logger
+
+	// fullSyncInterval is the full sync period; tests shorten it.
+	fullSyncInterval time.Duration
+
+	// Set by Start, read-only afterwards.
+	nodeID  string
+	srv     *server.Server
+	caller  rpc.Caller
+	local   *local.State
+	httpSrv *http.Server
+	httpLn  net.Listener
+	started time.Time
+
+	mu sync.Mutex // guards the fields below
+	// runners holds the running check of every check ID that has one
+	// (maintenance checks have none).
+	runners map[string]*runner
+	// configServices / configChecks are the IDs defined in config files, so
+	// a reload can remove the ones that disappeared.
+	configServices map[string]bool
+	configChecks   map[string]bool
+	nodeMeta       map[string]string
+	state          lifecycle
+
+	stopCh       chan struct{}
+	stopCtx      context.Context
+	stopCancel   context.CancelFunc
+	wg           sync.WaitGroup
+	readyCh      chan struct{}
+	readyOnce    sync.Once
+	doneCh       chan struct{}
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+type lifecycle int
+
+const (
+	stateNew lifecycle = iota
+	stateStarted
+	stateStopping
+)
+
+// runner is a running check and what the agent needs to feed it.
+type runner struct {
+	check     checks.Check
+	outputMax int
+}
+
+// New validates opts and allocates an Agent. It does no I/O.
+func New(opts Options) (*Agent, error) {
+	if opts.Config == nil {
+		return nil, fmt.Errorf("%w: Config is required", ErrInvalidOptions)
+	}
+	cfg := opts.Config
+	if cfg.NodeName == "" {
+		return nil, fmt.Errorf("%w: node name is required", ErrInvalidOptions)
+	}
+	if cfg.Datacenter == "" {
+		return nil, fmt.Errorf("%w: datacenter is required", ErrInvalidOptions)
+	}
+	if !cfg.Dev && cfg.DataDir == "" {
+		return nil, fmt.Errorf("%w: data_dir is required unless -dev", ErrInvalidOptions)
+	}
+	if cfg.NodeID != "" && !isUUID(cfg.NodeID) {
+		return nil, fmt.Errorf("%w: node_id %q is not a UUID", ErrInvalidOptions, cfg.NodeID)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Agent{
+		opts:             opts,
+		cfg:              cfg,
+		logger:           logger,
+		fullSyncInterval: defaultFullSyncInterval,
+		runners:          map[string]*runner{},
+		configServices:   map[string]bool{},
+		configChecks:     map[string]bool{},
+		stopCh:           make(chan struct{}),
+		stopCtx:          ctx,
+		stopCancel:       cancel,
+		readyCh:          make(chan struct{}),
+		doneCh:           make(chan struct{}),
+	}, nil
+}
+
+// Ready is closed once a leader is known and this node is registered in the
+// catalog (the first full anti-entropy sync succeeded).
+func (a *Agent) Ready() <-chan struct{} { return a.readyCh }
+
+// Done is closed after shutdown completed.
+func (a *Agent) Done() <-chan struct{} { return a.doneCh }
+
+// HTTPAddr is the bound HTTP address ("127.0.0.1:8500"), or "" when the
+// HTTP listener is disabled or not started.
+func (a *Agent) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// NodeID returns the node's ID (known after Start).
+func (a *Agent) NodeID() string { return a.nodeID }
+
+// Caller returns the RPC caller the agent uses (in-process server for now).
+func (a *Agent) Caller() rpc.Caller { return a.caller }
+
+// Start brings the agent up: node ID, server, local state with the services
+// and checks from config files, HTTP listener, anti-entropy. It returns once
+// the listeners are bound; wait on Ready for the catalog registration. On
+// error the caller should still call Shutdown.
+func (a *Agent) Start(ctx context.Context) error {
+	a.mu.Lock()
+	if a.state != stateNew {
+		a.mu.Unlock()
+		return fmt.Errorf("agent: Start called twice or after Shutdown")
+	}
+	a.state = stateStarted
+	a.mu.Unlock()
+	a.started = time.Now()
+
+	cfg := a.cfg
+	if !cfg.Server && !cfg.Dev {
+		return ErrClientMode
+	}
+	nodeID, err := loadNodeID(cfg)
+	if err != nil {
+		return err
+	}
+	a.nodeID = nodeID
+
+	adv := advertiseAddr(cfg)
+	advWAN := cfg.AdvertiseAddrWAN
+	if advWAN == "" {
+		advWAN = adv
+	}
+	tagged := taggedAddresses(adv, advWAN)
+	a.nodeMeta = nodeMeta(cfg.NodeMeta)
+
+	srvCfg := server.Config{
+		NodeName:         cfg.NodeName,
+		NodeID:           nodeID,
+		Datacenter:       cfg.Datacenter,
+		DataDir:          cfg.DataDir,
+		InMemory:         cfg.Dev,
+		Bootstrap:        cfg.Bootstrap || cfg.Dev || cfg.BootstrapExpect == 1,
+		RaftMultiplier:   cfg.RaftMultiplier,
+		NodeAddress:      adv,
+		TaggedAddresses:  tagged,
+		NodeMeta:         a.nodeMeta,
+		ServerPort:       cfg.PortServer,
+		KVMaxValueSize:   cfg.KVMaxValueSize,
+		SnapshotInterval: cfg.RaftSnapshotInterval,
+		Logger:           a.logger,
+	}
+	if !cfg.Dev {
+		bind := cfg.BindAddr
+		if bind == "" {
+			bind = "0.0.0.0"
+		}
+		port := cfg.PortServer
+		if port < 0 {
+			return fmt.Errorf("%w: a server needs the server port (ports.server)", ErrInvalidOptions)
+		}
+		srvCfg.RaftBindAddr = net.JoinHostPort(bind, strconv.Itoa(port))
+		if port > 0 {
+			srvCfg.RaftAdvertise = net.JoinHostPort(adv, strconv.Itoa(port))
+		}
+	}
+	if cfg.RaftSnapshotThreshold > 0 {
+		srvCfg.SnapshotThreshold = uint64(cfg.RaftSnapshotThreshold)
+	}
+	srv, err := server.New(srvCfg)
+	if err != nil {
+		return fmt.Errorf("agent: create server: %w", err)
+	}
+	a.srv = srv
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("agent: start server: %w", err)
+	}
+	a.caller = srv
+
+	a.local = local.NewState(local.Config{
+		NodeName:            cfg.NodeName,
+		NodeID:              nodeID,
+		Datacenter:          cfg.Datacenter,
+		Address:             adv,
+		TaggedAddresses:     tagged,
+		NodeMeta:            a.nodeMeta,
+		AgentToken:          agentToken(cfg),
+		CheckUpdateInterval: cfg.CheckUpdateInterval,
+		DiscardCheckOutput:  cfg.DiscardCheckOutput,
+		ReservedServiceIDs:  []string{"consul"},
+		ReservedCheckIDs:    []string{state.SerfCheckID},
+		Logger:              a.logger.With("component", "local"),
+	})
+
+	if err := a.loadConfigDefinitions(cfg); err != nil {
+		return err
+	}
+
+	if err := a.startHTTP(ctx); err != nil {
+		return err
+	}
+
+	a.wg.Add(1)
+	go a.syncLoop(srv.LeaderReady())
+
+	a.logger.Info("agent started", "node", cfg.NodeName, "node_id", nodeID, "datacenter", cfg.Datacenter, "http_addr", a.HTTPAddr())
+	return nil
+}
+
+func (a *Agent) startHTTP(ctx context.Context) error {
+	cfg := a.cfg
+	if cfg.PortHTTP < 0 {
+		return nil
+	}
+	host := cfg.AddrHTTP
+	if host == "" {
+		host = cfg.ClientAddr
+	}
+	if f := strings.Fields(host); len(f) > 0 {
+		host = f[0]
+	} else {
+		host = "127.0.0.1"
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(cfg.PortHTTP))
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("agent: listen http on %s: %w", addr, err)
+	}
+	a.httpLn = ln
+	handler := httpapi.New(httpapi.Config{
+		Caller:         a.caller,
+		Agent:          Backend{a},
+		Datacenter:     cfg.Datacenter,
+		NodeName:       cfg.NodeName,
+		KVMaxValueSize: cfg.KVMaxValueSize,
+		Version:        a.opts.Version,
+		Logger:         a.logger.With("component", "http"),
+	})
+	a.httpSrv = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.logger.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.logger.Error("http server stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops the agent: HTTP (gracefully, within ctx), anti-entropy,
+// checks, then the server. It waits for every goroutine it started and is
+// idempotent; concurrent callers all wait for the one shutdown.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.shutdownOnce.Do(func() {
+		a.mu.Lock()
+		a.state = stateStopping
+		a.mu.Unlock()
+		a.shutdownErr = a.shutdown(ctx)
+		close(a.doneCh)
+	})
+	select {
+	case <-a.doneCh:
+		return a.shutdownErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *Agent) shutdown(ctx context.Context) error {
+	var errs []error
+	if a.httpSrv != nil {
+		if err := a.httpSrv.Shutdown(ctx); err != nil {
+			// Blocking queries may outlive the grace period; cut them.
+			_ = a.httpSrv.Close()
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				errs = append(errs, fmt.Errorf("agent: stop http: %w", err))
+			}
+		}
+	}
+	close(a.stopCh)
+	a.stopCancel()
+
+	a.mu.Lock()
+	for id, r := range a.runners {
+		r.check.Stop()
+		delete(a.runners, id)
+	}
+	a.mu.Unlock()
+	if a.local != nil {
+		a.local.Stop()
+	}
+	a.wg.Wait() // sync loop and HTTP serve goroutine
+
+	if a.srv != nil {
+		if err := a.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("agent: stop server: %w", err))
+		}
+	}
+	a.logger.Info("agent stopped")
+	return errors.Join(errs...)
+}
+
+// Leave leaves the cluster gracefully and shuts down. Without gossip (a
+// later issue) there is nothing to announce yet, so it is Shutdown.
+func (a *Agent) Leave(ctx context.Context) error {
+	a.logger.Info("agent leaving")
+	return a.Shutdown(ctx)
+}
+
+// Reload re-reads the configuration through Options.Reload and applies what
+// can change at run time: services and checks from config files and node
+// meta.
+func (a *Agent) Reload() error {
+	if a.opts.Reload == nil {
+		return fmt.Errorf("agent: reload is not available (no config loader)")
+	}
+	a.mu.Lock()
+	st := a.state
+	a.mu.Unlock()
+	if st != stateStarted || a.local == nil {
+		return ErrNotStarted
+	}
+	cfg, warnings, err := a.opts.Reload()
+	if err != nil {
+		return fmt.Errorf("agent: reload config: %w", err)
+	}
+	for _, w := range warnings {
+		a.logger.Warn("config warning", "warning", w)
+	}
+	if err := a.reloadConfigDefinitions(cfg); err != nil {
+		return err
+	}
+	meta := nodeMeta(cfg.NodeMeta)
+	a.mu.Lock()
+	changed := !mapsEqual(meta, a.nodeMeta)
+	if changed {
+		a.nodeMeta = meta
+	}
+	a.mu.Unlock()
+	if changed {
+		a.local.SetNodeMeta(meta)
+	}
+	a.logger.Info("config reloaded")
+	return nil
+}
+
+// markReady closes Ready once.
+func (a *Agent) markReady() {
+	a.readyOnce.Do(func() {
+		a.logger.Info("agent ready: node registered in the catalog")
+		close(a.readyCh)
+	})
+}
+
+func advertiseAddr(cfg *config.RuntimeConfig) string {
+	if cfg.AdvertiseAddr != "" {
+		return cfg.AdvertiseAddr
+	}
+	if cfg.BindAddr != "" && cfg.BindAddr != "0.0.0.0" && cfg.BindAddr != "::" {
+		return cfg.BindAddr
+	}
+	return "127.0.0.1"
+}
+
+func taggedAddresses(lan, wan string) map[string]string {
+	out := map[string]string{"lan": lan, "wan": wan}
+	for name, addr := range map[string]string{"lan": lan, "wan": wan} {
+		if ip := net.ParseIP(addr); ip != nil {
+			if ip.To4() != nil {
+				out[name+"_ipv4"] = addr
+			} else {
+				out[name+"_ipv6"] = addr
+			}
+		}
+	}
+	return out
+}
+
+// nodeMeta returns the node meta the catalog shows: the configured one plus
+// the network segment key Consul always sets.
+func nodeMeta(m map[string]string) map[string]string {
+	out := map[string]string{"consul-network-segment": ""}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func agentToken(cfg *config.RuntimeConfig) string {
+	if cfg.ACL.Tokens.Agent != "" {
+		return cfg.ACL.Tokens.Agent
+	}
+	return cfg.ACL.Tokens.Default
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,371 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/cairn-io/cairn/internal/config"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testLogger writes to the test log when -v, else nowhere.
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func devConfig() *config.RuntimeConfig {
+	cfg := config.DevConfig()
+	cfg.NodeName = "node1"
+	cfg.PortHTTP = 0
+	cfg.PortDNS = -1
+	cfg.PortServer = 0
+	cfg.PortGRPC = -1
+	return cfg
+}
+
+// startAgent starts a dev agent, waits for Ready and returns it with a
+// client; the agent is shut down at cleanup.
+func startAgent(t *testing.T, cfg *config.RuntimeConfig, tweak func(*Agent)) (*Agent, *api.Client) {
+	t.Helper()
+	a, err := New(Options{Config: cfg, Logger: testLogger(t), Version: "0.1.0-test"})
+	require.NoError(t, err)
+	if tweak != nil {
+		tweak(a)
+	}
+	transport := &http.Transport{DisableKeepAlives: true}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, a.Shutdown(ctx))
+		transport.CloseIdleConnections()
+	})
+	require.NoError(t, a.Start(context.Background()))
+	select {
+	case <-a.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent not ready within 5s")
+	}
+	client, err := api.NewClient(&api.Config{Address: a.HTTPAddr(), HttpClient: &http.Client{Transport: transport}})
+	require.NoError(t, err)
+	return a, client
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestAgent_DevReadyQuickly(t *testing.T) {
+	start := time.Now()
+	a, client := startAgent(t, devConfig(), nil)
+	require.Less(t, time.Since(start), time.Second, "dev agent must be ready within 1s")
+	require.NotEmpty(t, a.HTTPAddr())
+
+	name, err := client.Agent().NodeName()
+	require.NoError(t, err)
+	require.Equal(t, "node1", name)
+
+	self, err := client.Agent().Self()
+	require.NoError(t, err)
+	require.Equal(t, "dc1", self["Config"]["Datacenter"])
+	require.Equal(t, true, self["Config"]["Server"])
+	require.Equal(t, a.NodeID(), self["Config"]["NodeID"])
+
+	node, _, err := client.Catalog().Node("node1", nil)
+	require.NoError(t, err)
+	require.NotNil(t, node)
+	require.Equal(t, a.NodeID(), node.Node.ID)
+	require.Equal(t, "127.0.0.1", node.Node.Address)
+	require.Equal(t, "127.0.0.1", node.Node.TaggedAddresses["lan"])
+
+	members, err := client.Agent().Members(false)
+	require.NoError(t, err)
+	require.Len(t, members, 1)
+	require.Equal(t, "consul", members[0].Tags["role"])
+
+	host, err := client.Agent().Host()
+	require.NoError(t, err)
+	require.Contains(t, host, "Memory")
+	require.Contains(t, host, "Host")
+}
+
+func TestAgent_ServiceWithTTLCheck(t *testing.T) {
+	_, client := startAgent(t, devConfig(), nil)
+	ag := client.Agent()
+	require.NoError(t, ag.ServiceRegister(&api.AgentServiceRegistration{
+		ID: "web1", Name: "web", Port: 8080, Tags: []string{"v1"},
+		Check: &api.AgentServiceCheck{TTL: "500ms"},
+	}))
+
+	waitFor(t, "service in catalog", func() bool {
+		svcs, _, err := client.Catalog().Service("web", "", nil)
+		return err == nil && len(svcs) == 1 && svcs[0].ServicePort == 8080
+	})
+	waitFor(t, "critical check in health", func() bool {
+		entries, _, err := client.Health().Service("web", "", false, nil)
+		return err == nil && len(entries) == 1 && entries[0].Checks.AggregatedStatus() == api.HealthCritical
+	})
+
+	require.NoError(t, ag.PassTTL("service:web1", "all good"))
+	waitFor(t, "passing", func() bool {
+		entries, _, err := client.Health().Service("web", "", true, nil)
+		return err == nil && len(entries) == 1
+	})
+	checks, _, err := client.Health().Checks("web", nil)
+	require.NoError(t, err)
+	require.Len(t, checks, 1)
+	require.Equal(t, "all good", checks[0].Output)
+
+	// No update within the TTL: critical.
+	waitFor(t, "TTL expiry", func() bool {
+		checks, _, err := client.Health().Checks("web", nil)
+		return err == nil && len(checks) == 1 && checks[0].Status == api.HealthCritical && checks[0].Output == "TTL expired"
+	})
+	local, err := ag.Checks()
+	require.NoError(t, err)
+	require.Equal(t, api.HealthCritical, local["service:web1"].Status)
+
+	// Errors: unknown check, bad status.
+	err = ag.UpdateTTL("nope", "", api.HealthPassing)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "404")
+
+	require.NoError(t, ag.ServiceDeregister("web1"))
+	waitFor(t, "service gone", func() bool {
+		svcs, _, err := client.Catalog().Service("web", "", nil)
+		return err == nil && len(svcs) == 0
+	})
+	checks, _, err = client.Health().Checks("web", nil)
+	require.NoError(t, err)
+	require.Empty(t, checks)
+}
+
+func TestAgent_CheckRegistrationErrors(t *testing.T) {
+	_, client := startAgent(t, devConfig(), nil)
+	ag := client.Agent()
+	err := ag.CheckRegister(&api.AgentCheckRegistration{Name: "s", AgentServiceCheck: api.AgentServiceCheck{Args: []string{"true"}, Interval: "10s"}})
+	require.ErrorContains(t, err, "Scripts are disabled on this agent")
+	err = ag.CheckRegister(&api.AgentCheckRegistration{Name: "g", AgentServiceCheck: api.AgentServiceCheck{GRPC: "localhost:1", Interval: "10s"}})
+	require.ErrorContains(t, err, "not supported")
+	err = ag.CheckRegister(&api.AgentCheckRegistration{Name: "x"})
+	require.ErrorContains(t, err, "400")
+	err = ag.ServiceRegister(&api.AgentServiceRegistration{ID: "x"})
+	require.ErrorContains(t, err, "Missing service name")
+}
+
+func TestAgent_HTTPCheck(t *testing.T) {
+	a, client := startAgent(t, devConfig(), nil)
+	// The agent's own HTTP API serves as the checked endpoint.
+	require.NoError(t, client.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		Name: "api",
+		Check: &api.AgentServiceCheck{
+			HTTP:     "http://" + a.HTTPAddr() + "/v1/status/leader",
+			Interval: "1s",
+		},
+	}))
+	waitFor(t, "http check passing", func() bool {
+		entries, _, err := client.Health().Service("api", "", true, nil)
+		return err == nil && len(entries) == 1
+	})
+}
+
+func TestAgent_Maintenance(t *testing.T) {
+	_, client := startAgent(t, devConfig(), nil)
+	ag := client.Agent()
+	require.NoError(t, ag.ServiceRegister(&api.AgentServiceRegistration{Name: "db", Port: 5432}))
+	waitFor(t, "db passing", func() bool {
+		e, _, err := client.Health().Service("db", "", true, nil)
+		return err == nil && len(e) == 1
+	})
+
+	require.NoError(t, ag.EnableServiceMaintenance("db", "upgrading"))
+	waitFor(t, "service maintenance", func() bool {
+		e, _, err := client.Health().Service("db", "", true, nil)
+		return err == nil && len(e) == 0
+	})
+	checks, _, err := client.Health().Checks("db", nil)
+	require.NoError(t, err)
+	require.Len(t, checks, 1)
+	require.Equal(t, "_service_maintenance:db", checks[0].CheckID)
+	require.Equal(t, api.HealthCritical, checks[0].Status)
+	require.Equal(t, "upgrading", checks[0].Notes)
+	require.NoError(t, ag.DisableServiceMaintenance("db"))
+	waitFor(t, "service maintenance off", func() bool {
+		e, _, err := client.Health().Service("db", "", true, nil)
+		return err == nil && len(e) == 1
+	})
+	require.Error(t, ag.EnableServiceMaintenance("nope", ""))
+
+	require.NoError(t, ag.EnableNodeMaintenance(""))
+	waitFor(t, "node maintenance", func() bool {
+		e, _, err := client.Health().Service("db", "", true, nil)
+		return err == nil && len(e) == 0
+	})
+	node, _, err := client.Health().Node("node1", nil)
+	require.NoError(t, err)
+	var found *api.HealthCheck
+	for _, c := range node {
+		if c.CheckID == NodeMaintCheckID {
+			found = c
+		}
+	}
+	require.NotNil(t, found)
+	require.Equal(t, "Node Maintenance Mode", found.Name)
+	require.Equal(t, api.HealthCritical, found.Status)
+	require.NotEmpty(t, found.Notes)
+	require.NoError(t, ag.DisableNodeMaintenance())
+	waitFor(t, "node maintenance off", func() bool {
+		e, _, err := client.Health().Service("db", "", true, nil)
+		return err == nil && len(e) == 1
+	})
+}
+
+func TestAgent_AntiEntropyRepairs(t *testing.T) {
+	_, client := startAgent(t, devConfig(), func(a *Agent) { a.fullSyncInterval = 200 * time.Millisecond })
+	require.NoError(t, client.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "mine", Name: "mine"}))
+	waitFor(t, "mine in catalog", func() bool {
+		s, _, err := client.Catalog().Service("mine", "", nil)
+		return err == nil && len(s) == 1
+	})
+
+	// Deleted behind the agent's back: restored.
+	_, err := client.Catalog().Deregister(&api.CatalogDeregistration{Node: "node1", ServiceID: "mine"}, nil)
+	require.NoError(t, err)
+	waitFor(t, "mine restored", func() bool {
+		s, _, err := client.Catalog().Service("mine", "", nil)
+		return err == nil && len(s) == 1
+	})
+
+	// Registered for this node behind its back: removed.
+	_, err = client.Catalog().Register(&api.CatalogRegistration{
+		Node: "node1", Address: "127.0.0.1",
+		Service:        &api.AgentService{ID: "intruder", Service: "intruder"},
+		SkipNodeUpdate: true,
+	}, nil)
+	require.NoError(t, err)
+	waitFor(t, "intruder removed", func() bool {
+		s, _, err := client.Catalog().Service("intruder", "", nil)
+		return err == nil && len(s) == 0
+	})
+
+	// The server's own entries survive.
+	s, _, err := client.Catalog().Service("consul", "", nil)
+	require.NoError(t, err)
+	require.Len(t, s, 1)
+	checks, _, err := client.Health().Node("node1", nil)
+	require.NoError(t, err)
+	var serf bool
+	for _, c := range checks {
+		serf = serf || c.CheckID == "serfHealth"
+	}
+	require.True(t, serf)
+}
+
+func TestAgent_ConfigServicesAndReload(t *testing.T) {
+	cfg := devConfig()
+	cfg.Services = []map[string]any{{"name": "fromfile", "port": 1234, "check": map[string]any{"ttl": "30s", "status": "passing"}}}
+	next := cfg.Clone()
+	next.Services = []map[string]any{{"id": "other", "name": "other"}}
+	next.NodeMeta = map[string]string{"rack": "r1"}
+	a, err := New(Options{Config: cfg, Logger: testLogger(t), Reload: func() (*config.RuntimeConfig, []string, error) {
+		return next, nil, nil
+	}})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, a.Shutdown(context.Background())) })
+	require.NoError(t, a.Start(context.Background()))
+	<-a.Ready()
+	require.Contains(t, a.Services(), "fromfile")
+	require.Equal(t, "passing", a.Checks()["service:fromfile"].Status)
+
+	require.NoError(t, a.Reload())
+	require.NotContains(t, a.Services(), "fromfile")
+	require.Contains(t, a.Services(), "other")
+	require.Equal(t, "r1", a.Self()["Meta"].(map[string]string)["rack"])
+}
+
+func TestAgent_NodeIDPersisted(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &config.RuntimeConfig{DataDir: dir}
+	id1, err := loadNodeID(cfg)
+	require.NoError(t, err)
+	require.True(t, isUUID(id1))
+	id2, err := loadNodeID(cfg)
+	require.NoError(t, err)
+	require.Equal(t, id1, id2)
+	b, err := os.ReadFile(filepath.Join(dir, nodeIDFile))
+	require.NoError(t, err)
+	require.Equal(t, id1, string(b))
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, nodeIDFile), []byte("garbage"), 0o600))
+	_, err = loadNodeID(cfg)
+	require.ErrorContains(t, err, "not a UUID")
+
+	id, err := loadNodeID(&config.RuntimeConfig{NodeID: "ABCDEF01-2345-6789-abcd-ef0123456789"})
+	require.NoError(t, err)
+	require.Equal(t, "abcdef01-2345-6789-abcd-ef0123456789", id)
+}
+
+func TestAgent_LifecycleErrors(t *testing.T) {
+	_, err := New(Options{})
+	require.ErrorIs(t, err, ErrInvalidOptions)
+	_, err = New(Options{Config: &config.RuntimeConfig{NodeName: "n", Datacenter: "dc1"}})
+	require.ErrorIs(t, err, ErrInvalidOptions) // no data dir
+
+	cfg := config.DefaultConfig()
+	cfg.NodeName, cfg.DataDir = "c1", t.TempDir()
+	a, err := New(Options{Config: cfg})
+	require.NoError(t, err)
+	require.ErrorIs(t, a.Start(context.Background()), ErrClientMode)
+	require.NoError(t, a.Shutdown(context.Background()))
+	require.NoError(t, a.Shutdown(context.Background()))
+	<-a.Done()
+}
+
+func TestAgent_LeaveViaHTTP(t *testing.T) {
+	cfg := devConfig()
+	a, err := New(Options{Config: cfg, Logger: testLogger(t)})
+	require.NoError(t, err)
+	require.NoError(t, a.Start(context.Background()))
+	<-a.Ready()
+	transport := &http.Transport{DisableKeepAlives: true}
+	client, err := api.NewClient(&api.Config{Address: a.HTTPAddr(), HttpClient: &http.Client{Transport: transport}})
+	require.NoError(t, err)
+	require.NoError(t, client.Agent().Leave())
+	select {
+	case <-a.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent did not shut down after leave")
+	}
+	transport.CloseIdleConnections()
+	_, err = client.Agent().NodeName()
+	require.Error(t, err)
+	require.False(t, errors.Is(err, context.Canceled))
+}
