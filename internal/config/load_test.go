@@ -360,3 +360,21 @@ func TestRuntimeConfig_CloneIsDeep(t *testing.T) {
 	require.Equal(t, "10.0.0.6", c.RetryJoin[0])
 	require.Equal(t, "web", c.Services[0]["name"])
 }
+
+func TestServiceDefinitionsFromFile(t *testing.T) {
+	dir := t.TempDir()
+	j := writeFile(t, dir, "svc.json", `{"service": {"name": "web", "port": 80}}`)
+	h := writeFile(t, dir, "svc.hcl", `services = [{ name = "a" }, { name = "b", tags = ["x"] }]`)
+	defs, err := ServiceDefinitionsFromFile(j)
+	require.NoError(t, err)
+	require.Equal(t, []map[string]any{{"name": "web", "port": 80}}, defs)
+	defs, err = ServiceDefinitionsFromFile(h)
+	require.NoError(t, err)
+	require.Len(t, defs, 2)
+	require.Equal(t, []any{"x"}, defs[1]["tags"])
+
+	_, err = ServiceDefinitionsFromFile(writeFile(t, dir, "bad.json", `{"servce": {}}`))
+	require.ErrorIs(t, err, ErrUnknownKey)
+	_, err = ServiceDefinitionsFromFile(filepath.Join(dir, "missing.json"))
+	require.Error(t, err)
+}
