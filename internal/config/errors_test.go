@@ -89,6 +89,8 @@ performance { raft_multiplier = 11 }`,
 			want: []string{"-hcl snippet 1: invalid HCL"}, is: ErrParse},
 		{name: "unknown key in snippet", flags: []string{"-dev", "-hcl", `bogus = 1`},
 			want: []string{"-hcl snippet 1: unknown key \"bogus\""}, is: ErrUnknownKey},
+		{name: "data_dir is a file", flags: []string{"-data-dir", "errors_test.go", "-bind", "10.1.1.1"},
+			want: []string{"data_dir \"errors_test.go\" is not a directory"}, is: ErrInvalid},
 		{name: "missing file", flags: []string{"-config-file", "/nonexistent/x.json"},
 			want: []string{"/nonexistent/x.json: stat: no such file"}, is: ErrValue},
 	} {

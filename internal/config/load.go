@@ -114,6 +114,12 @@ func Load(opts LoadOptions) (*RuntimeConfig, []string, error) {
 	if err != nil {
 		return nil, warnings, err
 	}
+	if rc.DataDir != "" {
+		// a missing data_dir is created by the agent; a file in its place is a mistake
+		if fi, err := os.Stat(rc.DataDir); err == nil && !fi.IsDir() {
+			return nil, warnings, invalidf("data_dir %q is not a directory", rc.DataDir)
+		}
+	}
 	return rc, warnings, nil
 }
 
