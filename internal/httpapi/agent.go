@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/go-bexpr"
 
@@ -133,22 +134,60 @@ func (h *handler) agentServices(w http.ResponseWriter, r *http.Request, _ string
 	return writeJSON(w, r, out)
 }
 
-// agentService serves GET /v1/agent/service/:id with its ContentHash.
+// LocalStateWatcher is optionally implemented by an AgentBackend to make
+// GET /v1/agent/service/:id?hash=H block until the service changes, as
+// Consul's hash-based blocking does. Without it the endpoint answers at once.
+type LocalStateWatcher interface {
+	// LocalStateChanged returns a channel that is closed at the next change
+	// of the agent's local services or checks. It must not block.
+	LocalStateChanged() <-chan struct{}
+}
+
+// agentService serves GET /v1/agent/service/:id with its ContentHash; with
+// ?hash= it blocks (up to ?wait) until the content hash differs.
 func (h *handler) agentService(w http.ResponseWriter, r *http.Request, id string) error {
 	if id == "" {
 		return badRequest("Missing service ID")
 	}
-	svc, ok := h.cfg.Agent.Services()[id]
-	if !ok || svc == nil {
-		return notFound("unknown service ID: %s", id)
-	}
-	if err := authorize(r, func(a acl.Authorizer) bool { return a.ServiceRead(svc.Service) }); err != nil {
+	opts, err := h.queryOptions(r)
+	if err != nil {
 		return err
 	}
-	out := h.agentServiceOut(svc)
-	out.ContentHash = contentHash(out)
-	w.Header().Set("X-Consul-ContentHash", out.ContentHash)
-	return writeJSON(w, r, out)
+	wantHash := r.URL.Query().Get("hash")
+	watcher, canWatch := h.cfg.Agent.(LocalStateWatcher)
+	var timeout <-chan time.Time
+	if wantHash != "" && canWatch {
+		t := time.NewTimer(opts.MaxQueryTime)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		// Take the change channel before reading so no change is missed.
+		var changed <-chan struct{}
+		if timeout != nil {
+			changed = watcher.LocalStateChanged()
+		}
+		svc, ok := h.cfg.Agent.Services()[id]
+		if !ok || svc == nil {
+			return notFound("unknown service ID: %s", id)
+		}
+		if err := authorize(r, func(a acl.Authorizer) bool { return a.ServiceRead(svc.Service) }); err != nil {
+			return err
+		}
+		out := h.agentServiceOut(svc)
+		out.ContentHash = contentHash(out)
+		if timeout == nil || out.ContentHash != wantHash {
+			w.Header().Set("X-Consul-ContentHash", out.ContentHash)
+			return writeJSON(w, r, out)
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			timeout = nil // answer with the current state
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
+	}
 }
 
 // contentHash identifies a service's content for hash-based blocking.

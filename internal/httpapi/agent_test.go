@@ -2,10 +2,13 @@ package httpapi
 
 import (
 	"encoding/json"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cairn-io/cairn/internal/local"
 	"github.com/cairn-io/cairn/internal/state"
 )
 
@@ -131,4 +134,61 @@ func TestAgent_Misc(t *testing.T) {
 	require.Equal(t, 200, env.do("PUT", "/v1/agent/leave", "").Code)
 	require.Equal(t, 1, env.agent.reloaded)
 	require.Equal(t, 1, env.agent.left)
+}
+
+// watchingAgent adds LocalStateWatcher to fakeAgent.
+type watchingAgent struct {
+	*fakeAgent
+	wmu sync.Mutex
+	ch  chan struct{}
+}
+
+func (w *watchingAgent) LocalStateChanged() <-chan struct{} {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	return w.ch
+}
+
+func (w *watchingAgent) AddService(def *local.ServiceDefinition, token string) error {
+	err := w.fakeAgent.AddService(def, token)
+	w.wmu.Lock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+	w.wmu.Unlock()
+	return err
+}
+
+func TestAgent_ServiceHashBlocking(t *testing.T) {
+	wa := &watchingAgent{fakeAgent: newFakeAgent(), ch: make(chan struct{})}
+	env := newTestEnv(t, func(c *Config) { c.Agent = wa })
+	require.Equal(t, 200, env.do("PUT", "/v1/agent/service/register", `{"Name":"web","Port":80}`).Code)
+	hash := env.do("GET", "/v1/agent/service/web", "").Header().Get("X-Consul-ContentHash")
+	require.NotEmpty(t, hash)
+
+	t.Run("times out with the same hash", func(t *testing.T) {
+		start := time.Now()
+		rec := env.do("GET", "/v1/agent/service/web?hash="+hash+"&wait=50ms", "")
+		require.Equal(t, 200, rec.Code)
+		require.Equal(t, hash, rec.Header().Get("X-Consul-ContentHash"))
+		require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond)
+	})
+
+	t.Run("wakes on change", func(t *testing.T) {
+		done := make(chan string, 1)
+		go func() {
+			done <- env.do("GET", "/v1/agent/service/web?hash="+hash+"&wait=1m", "").Header().Get("X-Consul-ContentHash")
+		}()
+		require.Equal(t, 200, env.do("PUT", "/v1/agent/service/register", `{"Name":"web","Port":81}`).Code)
+		select {
+		case got := <-done:
+			require.NotEqual(t, hash, got)
+		case <-time.After(10 * time.Second):
+			t.Fatal("blocking query did not wake on change")
+		}
+	})
+
+	t.Run("other hash answers at once", func(t *testing.T) {
+		rec := env.do("GET", "/v1/agent/service/web?hash=stale&wait=1m", "")
+		require.Equal(t, 200, rec.Code)
+	})
 }
