@@ -2,6 +2,8 @@ package dns
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -13,9 +15,7 @@ func (s *Server) recurse(ctx context.Context, req *dns.Msg, network string) *dns
 	client := s.clients[network]
 	fwd := req.Copy()
 	for _, addr := range s.recursors {
-		rctx, cancel := context.WithTimeout(ctx, s.cfg.RecursorTimeout)
-		r, rtt, err := client.ExchangeContext(rctx, fwd, addr)
-		cancel()
+		r, rtt, err := exchangeUpstream(ctx, client, fwd, addr, s.cfg.RecursorTimeout)
 		if err != nil {
 			s.cfg.Logger.Warn("dns recurse failed", "recursor", addr, "name", req.Question[0].Name, "error", err)
 			continue
@@ -39,4 +39,24 @@ func (s *Server) recurse(ctx context.Context, req *dns.Msg, network string) *dns
 	m.RecursionAvailable = true
 	setEDNS(req, m)
 	return m
+}
+
+// exchangeUpstream is one upstream round trip bounded by timeout. miekg/dns only
+// takes a deadline from its context, so cancellation (Shutdown) is wired to
+// the connection's deadline here.
+func exchangeUpstream(ctx context.Context, c *dns.Client, m *dns.Msg, addr string, timeout time.Duration) (*dns.Msg, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := c.DialContext(ctx, addr)
+	if err != nil {
+		return nil, 0, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	r, rtt, err := c.ExchangeWithConnContext(ctx, m, conn)
+	if err != nil {
+		return nil, rtt, fmt.Errorf("exchange with %s: %w", addr, err)
+	}
+	return r, rtt, nil
 }
