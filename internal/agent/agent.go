@@ -50,8 +50,10 @@ type Agent struct {
 	cfg    *config.RuntimeConfig
 	logger *slog.Logger
 
-	// fullSyncInterval is the full sync period; tests shorten it.
+	// fullSyncInterval is the full sync period and reapInterval the period
+	// of the critical-service reaper; tests shorten them.
 	fullSyncInterval time.Duration
+	reapInterval     time.Duration
 
 	// Set by Start, read-only afterwards.
 	nodeID  string
@@ -126,6 +128,7 @@ func New(opts Options) (*Agent, error) {
 		cfg:              cfg,
 		logger:           logger,
 		fullSyncInterval: defaultFullSyncInterval,
+		reapInterval:     defaultReapInterval,
 		runners:          map[string]*runner{},
 		configServices:   map[string]bool{},
 		configChecks:     map[string]bool{},
@@ -207,19 +210,20 @@ func (a *Agent) Start(ctx context.Context) error {
 		SnapshotInterval: cfg.RaftSnapshotInterval,
 		Logger:           a.logger,
 	}
+	if port := cfg.PortServer; port > 0 {
+		// Also set in -dev: the in-memory transport may use it as its
+		// address, so /v1/status/leader shows a real host:port.
+		srvCfg.RaftAdvertise = net.JoinHostPort(adv, strconv.Itoa(port))
+	}
 	if !cfg.Dev {
 		bind := cfg.BindAddr
 		if bind == "" {
 			bind = "0.0.0.0"
 		}
-		port := cfg.PortServer
-		if port < 0 {
+		if cfg.PortServer < 0 {
 			return fmt.Errorf("%w: a server needs the server port (ports.server)", ErrInvalidOptions)
 		}
-		srvCfg.RaftBindAddr = net.JoinHostPort(bind, strconv.Itoa(port))
-		if port > 0 {
-			srvCfg.RaftAdvertise = net.JoinHostPort(adv, strconv.Itoa(port))
-		}
+		srvCfg.RaftBindAddr = net.JoinHostPort(bind, strconv.Itoa(cfg.PortServer))
 	}
 	if cfg.RaftSnapshotThreshold > 0 {
 		srvCfg.SnapshotThreshold = uint64(cfg.RaftSnapshotThreshold)
@@ -257,8 +261,9 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go a.syncLoop(srv.LeaderReady())
+	go a.reapLoop()
 
 	a.logger.Info("agent started", "node", cfg.NodeName, "node_id", nodeID, "datacenter", cfg.Datacenter, "http_addr", a.HTTPAddr())
 	return nil

@@ -369,3 +369,27 @@ func TestAgent_LeaveViaHTTP(t *testing.T) {
 	require.Error(t, err)
 	require.False(t, errors.Is(err, context.Canceled))
 }
+
+func TestAgent_DeregisterCriticalServiceAfter(t *testing.T) {
+	_, client := startAgent(t, devConfig(), func(a *Agent) { a.reapInterval = 20 * time.Millisecond })
+	ag := client.Agent()
+	require.NoError(t, ag.ServiceRegister(&api.AgentServiceRegistration{
+		Name:  "doomed",
+		Check: &api.AgentServiceCheck{TTL: "1h", DeregisterCriticalServiceAfter: "100ms"},
+	}))
+	require.NoError(t, ag.ServiceRegister(&api.AgentServiceRegistration{
+		Name:  "fine",
+		Check: &api.AgentServiceCheck{TTL: "1h", Status: api.HealthPassing, DeregisterCriticalServiceAfter: "100ms"},
+	}))
+	waitFor(t, "critical service reaped", func() bool {
+		svcs, err := ag.Services()
+		return err == nil && svcs["doomed"] == nil
+	})
+	svcs, err := ag.Services()
+	require.NoError(t, err)
+	require.Contains(t, svcs, "fine")
+	waitFor(t, "reaped service gone from catalog", func() bool {
+		s, _, err := client.Catalog().Service("doomed", "", nil)
+		return err == nil && len(s) == 0
+	})
+}

@@ -109,7 +109,6 @@ func (a *Agent) Self() map[string]any {
 		"Member":      a.member(false),
 		"Meta":        meta,
 		"Stats":       a.stats(),
-		"xDS":         nil,
 	}
 }
 

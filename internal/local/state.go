@@ -56,6 +56,9 @@ type checkEntry struct {
 	gen     uint64
 	// deferred is the pending timer of an output-only change.
 	deferred *time.Timer
+	// criticalSince is when the check last turned critical (zero when it
+	// is not critical).
+	criticalSince time.Time
 }
 
 // State is the agent's local state: the services and checks registered at
@@ -205,7 +208,14 @@ func (s *State) putCheckLocked(chk *state.HealthCheck, token string) {
 	if old, ok := s.checks[c.CheckID]; ok && old.deferred != nil {
 		old.deferred.Stop()
 	}
-	s.checks[c.CheckID] = &checkEntry{chk: c, token: token, gen: s.gen()}
+	e := &checkEntry{chk: c, token: token, gen: s.gen()}
+	if c.Status == state.HealthCritical {
+		e.criticalSince = time.Now()
+		if old, ok := s.checks[c.CheckID]; ok && !old.deleted && !old.criticalSince.IsZero() {
+			e.criticalSince = old.criticalSince
+		}
+	}
+	s.checks[c.CheckID] = e
 }
 
 // decorateLocked copies the service's name and tags onto its check.
@@ -283,6 +293,12 @@ func (s *State) UpdateCheck(id, status, output string) bool {
 		e.deferred.Stop()
 		e.deferred = nil
 	}
+	switch {
+	case status != state.HealthCritical:
+		e.criticalSince = time.Time{}
+	case e.criticalSince.IsZero():
+		e.criticalSince = time.Now()
+	}
 	e.chk.Status, e.chk.Output = status, output
 	e.inSync, e.gen = false, s.gen()
 	s.notifyLocked()
@@ -330,6 +346,25 @@ func (s *State) Checks() map[string]*state.HealthCheck {
 	for id, e := range s.checks {
 		if !e.deleted {
 			out[id] = copyCheck(e.chk)
+		}
+	}
+	return out
+}
+
+// CriticalCheck is a check that is critical, and since when.
+type CriticalCheck struct {
+	Check         *state.HealthCheck
+	CriticalSince time.Time
+}
+
+// CriticalChecks returns the checks that are critical now, by ID.
+func (s *State) CriticalChecks() map[string]CriticalCheck {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]CriticalCheck{}
+	for id, e := range s.checks {
+		if !e.deleted && !e.criticalSince.IsZero() {
+			out[id] = CriticalCheck{Check: copyCheck(e.chk), CriticalSince: e.criticalSince}
 		}
 	}
 	return out

@@ -236,3 +236,19 @@ func TestState_ServiceTagsFlowToChecks(t *testing.T) {
 	require.Equal(t, []string{"b"}, s.Check("c").ServiceTags)
 	require.Equal(t, "web", s.Check("c").ServiceName)
 }
+
+func TestState_CriticalSince(t *testing.T) {
+	s := testState()
+	require.NoError(t, s.AddCheck(&state.HealthCheck{CheckID: "c", Status: state.HealthCritical}, ""))
+	cc := s.CriticalChecks()
+	require.Contains(t, cc, "c")
+	since := cc["c"].CriticalSince
+	require.False(t, since.IsZero())
+
+	s.UpdateCheck("c", state.HealthCritical, "still")
+	require.Equal(t, since, s.CriticalChecks()["c"].CriticalSince)
+	s.UpdateCheck("c", state.HealthPassing, "")
+	require.Empty(t, s.CriticalChecks())
+	s.UpdateCheck("c", state.HealthCritical, "")
+	require.True(t, s.CriticalChecks()["c"].CriticalSince.After(since) || s.CriticalChecks()["c"].CriticalSince.Equal(since))
+}
