@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -258,6 +259,14 @@ func (a *Agent) cleanup() {
 	a.transport.CloseIdleConnections()
 	if a.logFile != nil {
 		_ = a.logFile.Close()
+	}
+	// A panic or a data race (binary built with CAIRN_BUILD_RACE=1) in the
+	// agent fails the test even when every assertion passed.
+	out := a.out.String()
+	for _, marker := range []string{"WARNING: DATA RACE", "\npanic: ", "\nfatal error: "} {
+		if strings.Contains(out, marker) {
+			a.tb.Errorf("testutil: agent %s output contains %q", a.Name, strings.TrimSpace(marker))
+		}
 	}
 	if a.tb.Failed() || os.Getenv(EnvShowLogs) == "1" {
 		a.tb.Logf("==> output of agent %s (http %s):\n%s", a.Name, a.HTTPAddr(), a.out.tail(256<<10))
