@@ -27,7 +27,10 @@ const (
 // it starts.
 type Backend struct{ *Agent }
 
-var _ httpapi.AgentBackend = Backend{}
+var (
+	_ httpapi.AgentBackend      = Backend{}
+	_ httpapi.LocalStateWatcher = Backend{}
+)
 
 // Backend returns the agent as the HTTP layer sees it.
 func (a *Agent) Backend() httpapi.AgentBackend { return Backend{a} }
@@ -339,4 +342,13 @@ func (a *Agent) DisableServiceMaintenance(id string) error {
 		a.logger.Info("service left maintenance mode", "service_id", id)
 	}
 	return nil
+}
+
+// LocalStateChanged implements httpapi.LocalStateWatcher: the channel is
+// closed at the next change of the local services or checks.
+func (a *Agent) LocalStateChanged() <-chan struct{} {
+	if a.local == nil {
+		return make(chan struct{}) // never changes before Start
+	}
+	return a.local.Changed()
 }

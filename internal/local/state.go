@@ -77,6 +77,9 @@ type State struct {
 	stopped    bool
 
 	notifyCh chan struct{}
+	// changedCh is closed (and replaced) at every change, for watchers
+	// such as hash-based blocking queries. Lock: mu.
+	changedCh chan struct{}
 }
 
 // NewState returns an empty local state for the node in cfg.
@@ -86,11 +89,12 @@ func NewState(cfg Config) *State {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &State{
-		cfg:      cfg,
-		logger:   logger,
-		services: map[string]*serviceEntry{},
-		checks:   map[string]*checkEntry{},
-		notifyCh: make(chan struct{}, 1),
+		cfg:       cfg,
+		logger:    logger,
+		services:  map[string]*serviceEntry{},
+		checks:    map[string]*checkEntry{},
+		notifyCh:  make(chan struct{}, 1),
+		changedCh: make(chan struct{}),
 	}
 }
 
@@ -99,12 +103,26 @@ func NewState(cfg Config) *State {
 // many changes.
 func (s *State) Notify() <-chan struct{} { return s.notifyCh }
 
-// notifyLocked signals the sync loop; it never blocks.
+// notifyLocked signals the sync loop and the watchers; it never blocks.
 func (s *State) notifyLocked() {
 	select {
 	case s.notifyCh <- struct{}{}:
 	default:
 	}
+	s.broadcastLocked()
+}
+
+func (s *State) broadcastLocked() {
+	close(s.changedCh)
+	s.changedCh = make(chan struct{})
+}
+
+// Changed returns a channel that is closed at the next change of a service
+// or check (including output-only changes that sync later).
+func (s *State) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changedCh
 }
 
 func (s *State) gen() uint64 {
@@ -272,6 +290,7 @@ func (s *State) UpdateCheck(id, status, output string) bool {
 		// Output-only change: keep the catalog's copy for a while to spare
 		// Raft from chatty checks.
 		e.chk.Output = output
+		s.broadcastLocked()
 		if e.inSync && e.deferred == nil {
 			gen := e.gen
 			e.deferred = time.AfterFunc(s.cfg.CheckUpdateInterval, func() {

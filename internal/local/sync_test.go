@@ -252,3 +252,22 @@ func TestState_CriticalSince(t *testing.T) {
 	s.UpdateCheck("c", state.HealthCritical, "")
 	require.True(t, s.CriticalChecks()["c"].CriticalSince.After(since) || s.CriticalChecks()["c"].CriticalSince.Equal(since))
 }
+
+func TestState_ChangedBroadcast(t *testing.T) {
+	s := NewState(Config{NodeName: "n1", CheckUpdateInterval: time.Hour})
+	defer s.Stop()
+	ch := s.Changed()
+	require.NoError(t, s.AddCheck(&state.HealthCheck{CheckID: "c", Status: state.HealthPassing}, ""))
+	select {
+	case <-ch:
+	default:
+		t.Fatal("Changed not closed by AddCheck")
+	}
+	ch = s.Changed()
+	s.UpdateCheck("c", state.HealthPassing, "output only")
+	select {
+	case <-ch:
+	default:
+		t.Fatal("Changed not closed by an output-only update")
+	}
+}
