@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-io/cairn/internal/checks"
 	"github.com/cairn-io/cairn/internal/config"
+	"github.com/cairn-io/cairn/internal/dns"
 	"github.com/cairn-io/cairn/internal/httpapi"
 	"github.com/cairn-io/cairn/internal/local"
 	"github.com/cairn-io/cairn/internal/rpc"
@@ -62,6 +63,7 @@ type Agent struct {
 	local   *local.State
 	httpSrv *http.Server
 	httpLn  net.Listener
+	dnsSrv  *dns.Server
 	started time.Time
 
 	mu sync.Mutex // guards the fields below
@@ -260,6 +262,9 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := a.startHTTP(ctx); err != nil {
 		return err
 	}
+	if err := a.startDNS(); err != nil {
+		return err
+	}
 
 	a.wg.Add(2)
 	go a.syncLoop(srv.LeaderReady())
@@ -314,6 +319,65 @@ func (a *Agent) startHTTP(ctx context.Context) error {
 	return nil
 }
 
+func (a *Agent) startDNS() error {
+	cfg := a.cfg
+	if cfg.PortDNS < 0 {
+		return nil
+	}
+	host := cfg.AddrDNS
+	if host == "" {
+		host = cfg.ClientAddr
+	}
+	if f := strings.Fields(host); len(f) > 0 {
+		host = f[0]
+	} else {
+		host = "127.0.0.1"
+	}
+	dc := dns.DefaultConfig()
+	dc.Caller = a.caller
+	dc.Datacenter = cfg.Datacenter
+	dc.NodeName = cfg.NodeName
+	if cfg.Domain != "" {
+		dc.Domain = cfg.Domain
+	}
+	dc.AltDomain = cfg.AltDomain
+	dc.Recursors = cfg.Recursors
+	if cfg.DNS.RecursorTimeout > 0 {
+		dc.RecursorTimeout = cfg.DNS.RecursorTimeout
+	}
+	dc.AllowStale = cfg.DNS.AllowStale
+	if cfg.DNS.MaxStale > 0 {
+		dc.MaxStale = cfg.DNS.MaxStale
+	}
+	dc.NodeTTL = cfg.DNS.NodeTTL
+	dc.ServiceTTL = cfg.DNS.ServiceTTL
+	dc.OnlyPassing = cfg.DNS.OnlyPassing
+	dc.EnableTruncate = cfg.DNS.EnableTruncate
+	if cfg.DNS.UDPAnswerLimit > 0 {
+		dc.UDPAnswerLimit = cfg.DNS.UDPAnswerLimit
+	}
+	dc.ARecordLimit = cfg.DNS.ARecordLimit
+	dc.Logger = a.logger.With("component", "dns")
+	srv, err := dns.New(dc)
+	if err != nil {
+		return fmt.Errorf("agent: create dns server: %w", err)
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(cfg.PortDNS))
+	if err := srv.ListenAndServe(addr, addr); err != nil {
+		return fmt.Errorf("agent: listen dns on %s: %w", addr, err)
+	}
+	a.dnsSrv = srv
+	return nil
+}
+
+// DNSAddr is the bound DNS address (UDP), or "" when DNS is disabled.
+func (a *Agent) DNSAddr() string {
+	if a.dnsSrv == nil || a.dnsSrv.UDPAddr() == nil {
+		return ""
+	}
+	return a.dnsSrv.UDPAddr().String()
+}
+
 // Shutdown stops the agent: HTTP (gracefully, within ctx), anti-entropy,
 // checks, then the server. It waits for every goroutine it started and is
 // idempotent; concurrent callers all wait for the one shutdown.
@@ -342,6 +406,11 @@ func (a *Agent) shutdown(ctx context.Context) error {
 			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 				errs = append(errs, fmt.Errorf("agent: stop http: %w", err))
 			}
+		}
+	}
+	if a.dnsSrv != nil {
+		if err := a.dnsSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("agent: stop dns: %w", err))
 		}
 	}
 	close(a.stopCh)

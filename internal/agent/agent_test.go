@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -391,5 +392,23 @@ func TestAgent_DeregisterCriticalServiceAfter(t *testing.T) {
 	waitFor(t, "reaped service gone from catalog", func() bool {
 		s, _, err := client.Catalog().Service("doomed", "", nil)
 		return err == nil && len(s) == 0
+	})
+}
+
+func TestAgent_DNS(t *testing.T) {
+	cfg := devConfig()
+	cfg.PortDNS = 0
+	a, client := startAgent(t, cfg, nil)
+	require.NotEmpty(t, a.DNSAddr())
+	require.NoError(t, client.Agent().ServiceRegister(&api.AgentServiceRegistration{Name: "web", Port: 80}))
+	waitFor(t, "web in catalog", func() bool {
+		s, _, err := client.Catalog().Service("web", "", nil)
+		return err == nil && len(s) == 1
+	})
+	m := new(dns.Msg)
+	m.SetQuestion("web.service.consul.", dns.TypeSRV)
+	waitFor(t, "SRV answer", func() bool {
+		r, err := dns.Exchange(m, a.DNSAddr())
+		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.SRV).Port == 80
 	})
 }
