@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -25,13 +26,14 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu       sync.Mutex // guards the fields below
-	started  bool
-	closed   bool
-	udp, tcp *dns.Server
-	udpAddr  net.Addr
-	tcpAddr  net.Addr
-	wg       sync.WaitGroup // serving goroutines
+	mu      sync.Mutex // guards the fields below
+	started bool
+	closed  bool
+	udp     []*dns.Server // one per UDP socket (SO_REUSEPORT where supported)
+	tcp     *dns.Server
+	udpAddr net.Addr
+	tcpAddr net.Addr
+	wg      sync.WaitGroup // serving goroutines
 }
 
 // New validates cfg and returns a server that is not yet listening.
@@ -71,17 +73,14 @@ func (s *Server) ListenAndServe(udpAddr, tcpAddr string) error {
 		return fmt.Errorf("dns: listen: no address given")
 	}
 
-	var pc net.PacketConn
-	var ln net.Listener
-	var err error
-	if udpAddr != "" {
-		if pc, err = net.ListenPacket("udp", udpAddr); err != nil {
-			return fmt.Errorf("dns: listen udp %s: %w", udpAddr, err)
-		}
+	pcs, err := listenUDP(udpAddr)
+	if err != nil {
+		return err
 	}
+	var ln net.Listener
 	if tcpAddr != "" {
 		if ln, err = net.Listen("tcp", tcpAddr); err != nil {
-			if pc != nil {
+			for _, pc := range pcs {
 				pc.Close()
 			}
 			return fmt.Errorf("dns: listen tcp %s: %w", tcpAddr, err)
@@ -89,18 +88,15 @@ func (s *Server) ListenAndServe(udpAddr, tcpAddr string) error {
 	}
 	s.started = true
 
-	if pc != nil {
+	for _, pc := range pcs {
 		s.udpAddr = pc.LocalAddr()
-		s.udp = &dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.DefaultMsgSize}
+		s.udp = append(s.udp, &dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.DefaultMsgSize})
 	}
 	if ln != nil {
 		s.tcpAddr = ln.Addr()
 		s.tcp = &dns.Server{Listener: ln, Handler: s, ReadTimeout: 2 * time.Second, IdleTimeout: func() time.Duration { return 8 * time.Second }}
 	}
-	for _, srv := range []*dns.Server{s.udp, s.tcp} {
-		if srv == nil {
-			continue
-		}
+	for _, srv := range s.servers() {
 		if err := s.serve(srv); err != nil {
 			return err
 		}
@@ -154,15 +150,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
-	servers := []*dns.Server{s.udp, s.tcp}
+	servers := s.servers()
 	s.mu.Unlock()
 
 	s.cancel()
 	var firstErr error
 	for _, srv := range servers {
-		if srv == nil {
-			continue
-		}
 		if err := srv.ShutdownContext(ctx); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("dns: shutdown: %w", err)
 		}
@@ -188,3 +181,43 @@ func addrString(a net.Addr) string {
 	}
 	return a.String()
 }
+
+// servers lists the started miekg servers; s.mu must be held.
+func (s *Server) servers() []*dns.Server {
+	out := append([]*dns.Server(nil), s.udp...)
+	if s.tcp != nil {
+		out = append(out, s.tcp)
+	}
+	return out
+}
+
+// listenUDP binds addr ("" = none). Where SO_REUSEPORT exists it binds one
+// socket per CPU on the same port, so that reads are not serialized on one
+// socket; the first bind resolves port 0 for the others.
+func listenUDP(addr string) ([]net.PacketConn, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	n := 1
+	lc := net.ListenConfig{}
+	if reusePortSupported {
+		n = min(runtime.GOMAXPROCS(0), maxUDPSockets)
+		lc.Control = reusePortControl
+	}
+	first, err := lc.ListenPacket(context.Background(), "udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dns: listen udp %s: %w", addr, err)
+	}
+	pcs := []net.PacketConn{first}
+	for len(pcs) < n {
+		pc, err := lc.ListenPacket(context.Background(), "udp", first.LocalAddr().String())
+		if err != nil {
+			break // one socket still serves; more are an optimization
+		}
+		pcs = append(pcs, pc)
+	}
+	return pcs, nil
+}
+
+// maxUDPSockets bounds the reader sockets on large machines.
+const maxUDPSockets = 8
