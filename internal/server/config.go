@@ -1,0 +1,110 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Defaults applied by New.
+const (
+	DefaultKVMaxValueSize    = 512 * 1024
+	DefaultSnapshotThreshold = 16384
+	DefaultSnapshotInterval  = 30 * time.Second
+	DefaultRaftBindAddr      = "127.0.0.1:8300"
+)
+
+// ErrInvalidConfig wraps every configuration validation failure.
+var ErrInvalidConfig = errors.New("server: invalid config")
+
+// Config configures a Server.
+type Config struct {
+	NodeName, NodeID, Datacenter string
+
+	// DataDir holds the Raft log and snapshots (DataDir/raft); required
+	// unless InMemory.
+	DataDir string
+	// InMemory keeps Raft's log, stable store and snapshots in memory and
+	// uses an in-memory transport (-dev).
+	InMemory bool
+	// Bootstrap makes this server the single voter of a new cluster when
+	// its Raft state is empty.
+	Bootstrap bool
+
+	// RaftMultiplier (>=1) scales Raft's timeouts; 1 is tuned for a LAN.
+	RaftMultiplier int
+	// RaftBindAddr is the Raft TCP transport's listen address when not
+	// InMemory; RaftAdvertise the address other servers dial (defaults to
+	// the listener's address).
+	RaftBindAddr  string
+	RaftAdvertise string
+
+	// NodeAddress, TaggedAddresses and NodeMeta describe this node in the
+	// catalog; ServerPort is the port of its "consul" service.
+	NodeAddress     string
+	TaggedAddresses map[string]string
+	NodeMeta        map[string]string
+	ServerPort      int
+
+	// KVMaxValueSize limits KV values (default 512 KiB); larger values are
+	// rejected with an error wrapping rpc.ErrTooLarge.
+	KVMaxValueSize uint64
+	// SnapshotThreshold and SnapshotInterval configure Raft snapshots.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+
+	Logger *slog.Logger
+}
+
+// withDefaults returns a validated copy of c with defaults filled in.
+func (c Config) withDefaults() (Config, error) {
+	if c.NodeName == "" {
+		return c, fmt.Errorf("%w: node name is required", ErrInvalidConfig)
+	}
+	if c.Datacenter == "" {
+		return c, fmt.Errorf("%w: datacenter is required", ErrInvalidConfig)
+	}
+	if !c.InMemory && c.DataDir == "" {
+		return c, fmt.Errorf("%w: data dir is required unless running in memory", ErrInvalidConfig)
+	}
+	if c.RaftMultiplier == 0 {
+		c.RaftMultiplier = 1
+	}
+	if c.RaftMultiplier < 1 || c.RaftMultiplier > 10 {
+		return c, fmt.Errorf("%w: raft multiplier %d is outside 1..10", ErrInvalidConfig, c.RaftMultiplier)
+	}
+	if !c.InMemory {
+		if c.RaftBindAddr == "" {
+			c.RaftBindAddr = DefaultRaftBindAddr
+		}
+		if _, _, err := net.SplitHostPort(c.RaftBindAddr); err != nil {
+			return c, fmt.Errorf("%w: raft bind address %q: %v", ErrInvalidConfig, c.RaftBindAddr, err)
+		}
+		if c.RaftAdvertise != "" {
+			if _, _, err := net.SplitHostPort(c.RaftAdvertise); err != nil {
+				return c, fmt.Errorf("%w: raft advertise address %q: %v", ErrInvalidConfig, c.RaftAdvertise, err)
+			}
+		}
+	}
+	if c.NodeAddress == "" {
+		c.NodeAddress = "127.0.0.1"
+	}
+	if c.KVMaxValueSize == 0 {
+		c.KVMaxValueSize = DefaultKVMaxValueSize
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if c.SnapshotInterval < 0 {
+		return c, fmt.Errorf("%w: snapshot interval %s is negative", ErrInvalidConfig, c.SnapshotInterval)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

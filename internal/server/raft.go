@@ -1,0 +1,150 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+)
+
+// Base Raft timings for RaftMultiplier 1. A follower notices a dead leader
+// after one to two heartbeat timeouts, so with these a LAN cluster fails
+// over well inside 2 s and a lone bootstrapped server elects itself in
+// under 1 s. Larger multipliers trade failover time for tolerance of slow
+// machines.
+const (
+	baseHeartbeatTimeout   = 250 * time.Millisecond
+	baseElectionTimeout    = 250 * time.Millisecond
+	baseLeaderLeaseTimeout = 200 * time.Millisecond
+)
+
+// raftParts are the pieces of Raft that the server must close on shutdown.
+type raftParts struct {
+	raft      *raft.Raft
+	transport raft.Transport
+	closers   []io.Closer
+}
+
+func (s *Server) raftConfig() *raft.Config {
+	c := raft.DefaultConfig()
+	id := s.cfg.NodeID
+	if id == "" {
+		id = s.cfg.NodeName
+	}
+	c.LocalID = raft.ServerID(id)
+	m := time.Duration(s.cfg.RaftMultiplier)
+	c.HeartbeatTimeout = baseHeartbeatTimeout * m
+	c.ElectionTimeout = baseElectionTimeout * m
+	c.LeaderLeaseTimeout = baseLeaderLeaseTimeout * m
+	c.SnapshotThreshold = s.cfg.SnapshotThreshold
+	c.SnapshotInterval = s.cfg.SnapshotInterval
+	c.NotifyCh = s.raftNotifyCh
+	c.Logger = newHCLogAdapter(s.logger, "raft")
+	return c
+}
+
+// openRaft builds the stores and transport and starts Raft.
+func (s *Server) openRaft() (*raftParts, error) {
+	conf := s.raftConfig()
+	parts := &raftParts{}
+	var (
+		logs   raft.LogStore
+		stable raft.StableStore
+		snaps  raft.SnapshotStore
+	)
+	if s.cfg.InMemory {
+		store := raft.NewInmemStore()
+		logs, stable = store, store
+		snaps = raft.NewInmemSnapshotStore()
+		_, trans := raft.NewInmemTransport("")
+		parts.transport = trans
+	} else {
+		dir := filepath.Join(s.cfg.DataDir, "raft")
+		walDir := filepath.Join(dir, "wal")
+		if err := os.MkdirAll(walDir, 0o700); err != nil {
+			return nil, fmt.Errorf("server: create raft dir: %w", err)
+		}
+		// raft-wal v0.4.0's Close leaves its meta store (a bolt file with
+		// a file lock) open, so we own it and close it after the WAL.
+		meta := &metadb.BoltMetaDB{}
+		wal, err := raftwal.Open(walDir, raftwal.WithMetaStore(meta),
+			raftwal.WithLogger(newHCLogAdapter(s.logger, "raft.wal")))
+		if err != nil {
+			_ = meta.Close()
+			return nil, fmt.Errorf("server: open raft wal %s: %w", walDir, err)
+		}
+		parts.closers = append(parts.closers, wal, meta)
+		logs, stable = wal, wal
+		fss, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHCLogAdapter(s.logger, "raft.snapshot"))
+		if err != nil {
+			parts.close()
+			return nil, fmt.Errorf("server: open raft snapshots in %s: %w", dir, err)
+		}
+		snaps = fss
+		var advertise net.Addr
+		if s.cfg.RaftAdvertise != "" {
+			a, err := net.ResolveTCPAddr("tcp", s.cfg.RaftAdvertise)
+			if err != nil {
+				parts.close()
+				return nil, fmt.Errorf("server: resolve raft advertise address %q: %w", s.cfg.RaftAdvertise, err)
+			}
+			advertise = a
+		}
+		trans, err := raft.NewTCPTransportWithLogger(s.cfg.RaftBindAddr, advertise, 3, 10*time.Second,
+			newHCLogAdapter(s.logger, "raft.transport"))
+		if err != nil {
+			parts.close()
+			return nil, fmt.Errorf("server: raft transport on %s: %w", s.cfg.RaftBindAddr, err)
+		}
+		parts.transport = trans
+	}
+
+	if s.cfg.Bootstrap {
+		hasState, err := raft.HasExistingState(logs, stable, snaps)
+		if err != nil {
+			parts.close()
+			return nil, fmt.Errorf("server: inspect raft state: %w", err)
+		}
+		if !hasState {
+			cfg := raft.Configuration{Servers: []raft.Server{{
+				Suffrage: raft.Voter, ID: conf.LocalID, Address: parts.transport.LocalAddr(),
+			}}}
+			if err := raft.BootstrapCluster(conf, logs, stable, snaps, parts.transport, cfg); err != nil &&
+				!errors.Is(err, raft.ErrCantBootstrap) {
+				parts.close()
+				return nil, fmt.Errorf("server: bootstrap raft: %w", err)
+			}
+		}
+	}
+
+	r, err := raft.NewRaft(conf, s.fsm, logs, stable, snaps, parts.transport)
+	if err != nil {
+		parts.close()
+		return nil, fmt.Errorf("server: start raft: %w", err)
+	}
+	parts.raft = r
+	return parts, nil
+}
+
+// close closes the transport and stores (Raft must be shut down first).
+func (p *raftParts) close() error {
+	var errs []error
+	if c, ok := p.transport.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("server: close raft transport: %w", err))
+		}
+	}
+	for _, c := range p.closers {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("server: close raft store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
