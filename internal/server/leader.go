@@ -47,6 +47,7 @@ func (s *Server) monitorLeadership() {
 				}(stopCh)
 				s.logger.Info("cluster leadership acquired")
 			case !isLeader && stopCh != nil:
+				s.readyForReads.Store(false)
 				stop()
 				s.logger.Info("cluster leadership lost")
 			}
@@ -71,6 +72,7 @@ func (s *Server) leaderLoop(stopCh <-chan struct{}) {
 			} else {
 				established = true
 				retry = nil
+				s.readyForReads.Store(true)
 				s.readyOnce.Do(func() { close(s.readyCh) })
 			}
 		}

@@ -63,7 +63,9 @@ func (s *Server) openRaft() (*raftParts, error) {
 		store := raft.NewInmemStore()
 		logs, stable = store, store
 		snaps = raft.NewInmemSnapshotStore()
-		_, trans := raft.NewInmemTransport("")
+		// The in-memory transport takes the advertised address so
+		// /v1/status/leader shows host:port, as in durable mode.
+		_, trans := raft.NewInmemTransport(raft.ServerAddress(s.cfg.RaftAdvertise))
 		parts.transport = trans
 	} else {
 		dir := filepath.Join(s.cfg.DataDir, "raft")

@@ -131,6 +131,12 @@ func (s *Server) checkConsistency(opts *rpc.QueryOptions) error {
 	if r == nil || r.State() != raft.Leader {
 		return rpc.ErrNoLeader
 	}
+	// A new leader answers only after its barrier: until then its FSM may
+	// miss entries committed by earlier terms (or, after a restart, not yet
+	// replayed from the log), and a read could go back in time.
+	if !s.readyForReads.Load() {
+		return fmt.Errorf("server: not ready to serve consistent reads: %w", rpc.ErrNoLeader)
+	}
 	if opts.RequireConsistent {
 		if err := r.VerifyLeader().Error(); err != nil {
 			return fmt.Errorf("server: verify leadership: %v: %w", err, rpc.ErrNoLeader)

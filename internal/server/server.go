@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -40,6 +41,10 @@ type Server struct {
 
 	readyOnce sync.Once
 	readyCh   chan struct{}
+
+	// readyForReads is true while this server leads and has passed its
+	// barrier; default and consistent reads need it.
+	readyForReads atomic.Bool
 }
 
 // New validates cfg and allocates a server. It does no I/O.
