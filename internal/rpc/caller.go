@@ -20,8 +20,10 @@ type Caller interface {
 // Sentinel errors shared by every Caller implementation. The HTTP layer maps
 // them to status codes in one place.
 var (
-	ErrNoLeader         = errors.New("rpc: no cluster leader")
-	ErrUnknownMethod    = errors.New("rpc: unknown method")
+	ErrNoLeader      = errors.New("rpc: no cluster leader")
+	ErrUnknownMethod = errors.New("rpc: unknown method")
+	// ErrPermissionDenied keeps Consul's exact text: clients match on it.
+	//lint:ignore ST1005 Consul clients match this exact capitalized text
 	ErrPermissionDenied = errors.New("Permission denied")
 	ErrNotFound         = errors.New("rpc: not found")
 	// ErrBadRequest wraps validation failures of a request (400).
