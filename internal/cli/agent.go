@@ -43,7 +43,7 @@ func newLogger(w io.Writer, level string, asJSON bool) *slog.Logger {
 func runAgent(u *ui, args []string) error {
 	fs := newFlagSet(u, "agent")
 	flags := config.AddAgentFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -36,7 +36,7 @@ func runMembers(u *ui, args []string) error {
 	detailed := fs.Bool("detailed", false, "Provide detailed information with all tags.")
 	wan := fs.Bool("wan", false, "List members in the WAN pool.")
 	status := fs.String("status", ".*", "Regular `expression` filtering members by status.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -89,7 +89,7 @@ func runInfo(u *ui, args []string) error {
 	var hf httpFlags
 	fs := newFlagSet(u, "info")
 	hf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	c, err := hf.client()
@@ -136,7 +136,7 @@ func runReload(u *ui, args []string) error {
 	var hf httpFlags
 	fs := newFlagSet(u, "reload")
 	hf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	c, err := hf.client()
@@ -154,7 +154,7 @@ func runLeave(u *ui, args []string) error {
 	var hf httpFlags
 	fs := newFlagSet(u, "leave")
 	hf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -179,7 +179,7 @@ func runMaint(u *ui, args []string) error {
 	disable := fs.Bool("disable", false, "Disable maintenance mode.")
 	reason := fs.String("reason", "", "Text describing the maintenance reason.")
 	serviceID := fs.String("service", "", "Control maintenance mode for a specific service `ID`.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -13,7 +13,7 @@ func runCatalogDatacenters(u *ui, args []string) error {
 	var hf httpFlags
 	fs := newFlagSet(u, "catalog datacenters")
 	hf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -42,7 +42,7 @@ func runCatalogNodes(u *ui, args []string) error {
 	filter := fs.String("filter", "", "Filter expression.")
 	var meta multiFlag
 	fs.Var(&meta, "node-meta", "Metadata `key=value` to filter nodes (repeatable).")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -123,7 +123,7 @@ func runCatalogServices(u *ui, args []string) error {
 	node := fs.String("node", "", "Node `id or name` for which to list services.")
 	tags := fs.Bool("tags", false, "Display each service's tags.")
 	filter := fs.String("filter", "", "Filter expression.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

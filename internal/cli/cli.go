@@ -68,14 +68,20 @@ func group(use, short string, children ...*cobra.Command) *cobra.Command {
 // newFlagSet returns a FlagSet that reports errors instead of exiting.
 func newFlagSet(u *ui, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(u.err)
+	// Parse errors become one line through Run; usage is printed only for -h.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
 
 // parseFlags parses args, translating -h into errUsage.
-func parseFlags(fs *flag.FlagSet, args []string) error {
+func parseFlags(u *ui, fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			w := u.err
+			fmt.Fprintf(w, "Usage: cairn %s [options]\n\n", fs.Name())
+			fs.SetOutput(w)
+			fs.PrintDefaults()
 			return errUsage
 		}
 		return fmt.Errorf("%s: %w", fs.Name(), err)

@@ -23,7 +23,7 @@ func runKVGet(u *ui, args []string) error {
 	keys := fs.Bool("keys", false, "List keys which start with the prefix.")
 	recurse := fs.Bool("recurse", false, "Recursively look at all keys prefixed with the given path.")
 	separator := fs.String("separator", "/", "Separator to roll keys up at (with -keys).")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	key := ""
@@ -139,7 +139,7 @@ func runKVPut(u *ui, args []string) error {
 	cas := fs.Bool("cas", false, "Perform a Check-And-Set operation (needs -modify-index).")
 	flags := fs.Uint64("flags", 0, "Unsigned integer value to assign to this KV pair.")
 	modifyIndex := fs.Uint64("modify-index", 0, "Index the key must have for -cas.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	var key, data string
@@ -198,7 +198,7 @@ func runKVDelete(u *ui, args []string) error {
 	cas := fs.Bool("cas", false, "Perform a Check-And-Set delete (needs -modify-index).")
 	modifyIndex := fs.Uint64("modify-index", 0, "Index the key must have for -cas.")
 	recurse := fs.Bool("recurse", false, "Recursively delete all keys with the path.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	key := ""
@@ -257,7 +257,7 @@ func runKVExport(u *ui, args []string) error {
 	var hf httpFlags
 	fs := newFlagSet(u, "kv export")
 	hf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {
@@ -289,7 +289,7 @@ func runKVImport(u *ui, args []string) error {
 	fs := newFlagSet(u, "kv import")
 	hf.register(fs)
 	prefix := fs.String("prefix", "", "Key prefix for imported data.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {

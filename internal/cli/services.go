@@ -21,7 +21,7 @@ func runServicesRegister(u *ui, args []string) error {
 	var tags, meta multiFlag
 	fs.Var(&tags, "tag", "Tag to add to the service (repeatable).")
 	fs.Var(&meta, "meta", "Metadata `key=value` for the service (repeatable).")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	var bodies []any
@@ -75,7 +75,7 @@ func runServicesDeregister(u *ui, args []string) error {
 	fs := newFlagSet(u, "services deregister")
 	hf.register(fs)
 	id := fs.String("id", "", "ID of the service to deregister.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	var ids []string

@@ -11,7 +11,7 @@ func runValidate(u *ui, args []string) error {
 	fs := newFlagSet(u, "validate")
 	format := fs.String("config-format", "", "Config file format (json or hcl) for files without a known extension.")
 	quiet := fs.Bool("quiet", false, "Print nothing on success.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

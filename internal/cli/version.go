@@ -19,7 +19,7 @@ type versionInfo struct {
 func runVersion(u *ui, args []string) error {
 	fs := newFlagSet(u, "version")
 	format := fs.String("format", "pretty", "Output format: pretty or json.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(u, fs, args); err != nil {
 		return err
 	}
 	info := versionInfo{
