@@ -90,6 +90,7 @@ func schema() *memdb.DBSchema {
 					"service": {Name: "service", Indexer: &memdb.StringFieldIndex{Field: "ServiceName", Lowercase: true}},
 				},
 			},
+			tableAutopilot: autopilotTableSchema(),
 			tableChecks: {
 				Name: tableChecks,
 				Indexes: map[string]*memdb.IndexSchema{

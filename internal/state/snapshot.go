@@ -14,7 +14,7 @@ import (
 const snapshotVersion = 1
 
 // snapshotTables lists the tables a snapshot holds, in restore order.
-var snapshotTables = []string{tableIndex, tableNodes, tableServices, tableChecks, tableKVs, tableTombstones}
+var snapshotTables = []string{tableIndex, tableNodes, tableServices, tableChecks, tableKVs, tableTombstones, tableAutopilot}
 
 // snapshotHeader is the first record of a snapshot stream.
 type snapshotHeader struct {
@@ -122,6 +122,8 @@ func decodeRow(rec snapshotRecord) (any, error) {
 		row = &KVEntry{}
 	case tableTombstones:
 		row = &tombstone{}
+	case tableAutopilot:
+		row = &AutopilotConfig{}
 	default:
 		return nil, fmt.Errorf("state: snapshot has unknown table %q", rec.Table)
 	}
