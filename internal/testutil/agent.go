@@ -58,6 +58,13 @@ type AgentOptions struct {
 	Env []string
 	// Binary overrides the binary under test (default BuildBinary).
 	Binary string
+	// IP is the address every listener binds to and advertises (default
+	// LoopbackAddr). A network-namespace harness sets the node's address.
+	IP string
+	// Wrap is a command prefix the binary is run under, such as
+	// ["ip", "netns", "exec", "<ns>"]; it must exec the binary in place so
+	// signals reach the agent itself.
+	Wrap []string
 }
 
 // Agent is one running (or stopped) cairn agent process. Its fields describe
@@ -70,6 +77,11 @@ type Agent struct {
 	Env     []string
 	Ports   Ports
 	DataDir string
+	// IP is the address the agent's listeners bind to (LoopbackAddr unless
+	// AgentOptions.IP said otherwise).
+	IP string
+	// Wrap is the command prefix the binary runs under (nil: none).
+	Wrap []string
 
 	tb        testing.TB
 	out       *tailBuffer
@@ -124,6 +136,10 @@ func StartAgent(tb testing.TB, opts AgentOptions) *Agent {
 	if dataDir == "" && !opts.Dev {
 		dataDir = tb.TempDir()
 	}
+	ip := opts.IP
+	if ip == "" {
+		ip = LoopbackAddr
+	}
 	logLevel := opts.LogLevel
 	if logLevel == "" {
 		logLevel = "debug"
@@ -144,9 +160,9 @@ func StartAgent(tb testing.TB, opts AgentOptions) *Agent {
 	}
 	args = append(args,
 		"-node="+name,
-		"-bind="+LoopbackAddr,
-		"-client="+LoopbackAddr,
-		"-advertise="+LoopbackAddr,
+		"-bind="+ip,
+		"-client="+ip,
+		"-advertise="+ip,
 		"-http-port="+strconv.Itoa(ports.HTTP),
 		"-dns-port="+strconv.Itoa(ports.DNS),
 		"-server-port="+strconv.Itoa(ports.Server),
@@ -164,6 +180,8 @@ func StartAgent(tb testing.TB, opts AgentOptions) *Agent {
 		Env:     append([]string(nil), opts.Env...),
 		Ports:   ports,
 		DataDir: dataDir,
+		IP:      ip,
+		Wrap:    append([]string(nil), opts.Wrap...),
 		tb:      tb,
 		out:     newTailBuffer(maxKeptOutput),
 		transport: &http.Transport{
@@ -187,7 +205,8 @@ func (a *Agent) start() error {
 	if a.cmd != nil && !isClosed(a.done) {
 		return errors.New("testutil: agent is still running")
 	}
-	cmd := exec.Command(a.Binary, a.Args...)
+	argv := append(append(append([]string(nil), a.Wrap...), a.Binary), a.Args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), a.Env...)
 	var w interface{ Write([]byte) (int, error) } = a.out
 	if dir := os.Getenv(EnvLogDir); dir != "" {
@@ -204,7 +223,7 @@ func (a *Agent) start() error {
 	cmd.Stderr = w
 	// Kill the agent if the test process dies without cleaning up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	_, _ = fmt.Fprintf(a.out, "==> testutil: starting %s %v\n", a.Binary, a.Args)
+	_, _ = fmt.Fprintf(a.out, "==> testutil: starting %v\n", argv)
 	a.startedAt = time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("testutil: exec %s: %w", a.Binary, err)
@@ -299,7 +318,15 @@ func (a *Agent) HTTPClient() *http.Client {
 
 // HTTPAddr is host:port of the HTTP API.
 func (a *Agent) HTTPAddr() string {
-	return net.JoinHostPort(LoopbackAddr, strconv.Itoa(a.Ports.HTTP))
+	return net.JoinHostPort(a.host(), strconv.Itoa(a.Ports.HTTP))
+}
+
+// host is the address the agent listens on.
+func (a *Agent) host() string {
+	if a.IP == "" {
+		return LoopbackAddr
+	}
+	return a.IP
 }
 
 // URL is the HTTP API base URL plus path (path should start with "/").
@@ -307,22 +334,22 @@ func (a *Agent) URL(path string) string { return "http://" + a.HTTPAddr() + path
 
 // DNSAddr is host:port of the DNS listener.
 func (a *Agent) DNSAddr() string {
-	return net.JoinHostPort(LoopbackAddr, strconv.Itoa(a.Ports.DNS))
+	return net.JoinHostPort(a.host(), strconv.Itoa(a.Ports.DNS))
 }
 
 // SerfLANAddr is host:port to -join / -retry-join this agent on.
 func (a *Agent) SerfLANAddr() string {
-	return net.JoinHostPort(LoopbackAddr, strconv.Itoa(a.Ports.SerfLAN))
+	return net.JoinHostPort(a.host(), strconv.Itoa(a.Ports.SerfLAN))
 }
 
 // SerfWANAddr is host:port to -join-wan this agent on.
 func (a *Agent) SerfWANAddr() string {
-	return net.JoinHostPort(LoopbackAddr, strconv.Itoa(a.Ports.SerfWAN))
+	return net.JoinHostPort(a.host(), strconv.Itoa(a.Ports.SerfWAN))
 }
 
 // ServerAddr is host:port of the server RPC/Raft listener.
 func (a *Agent) ServerAddr() string {
-	return net.JoinHostPort(LoopbackAddr, strconv.Itoa(a.Ports.Server))
+	return net.JoinHostPort(a.host(), strconv.Itoa(a.Ports.Server))
 }
 
 // Pid returns the current process id (0 if never started).

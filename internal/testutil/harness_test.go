@@ -17,6 +17,26 @@ import (
 // harness can be tested without the real cairn binary.
 const envFake = "TESTUTIL_FAKE_AGENT"
 
+// envFakeLeaderFile names a file holding the leader address the fake
+// reports (default: itself).
+const envFakeLeaderFile = "TESTUTIL_FAKE_LEADER_FILE"
+
+// envProbeDial makes this test binary dial the TCP address it names once
+// (1 s timeout) and exit 0 when it connected, 1 otherwise: a reachability
+// probe to run inside a network namespace.
+const envProbeDial = "TESTUTIL_PROBE_DIAL"
+
+func runProbe(addr string) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		os.Stdout.WriteString("probe: " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	_ = c.Close()
+	os.Stdout.WriteString("probe: connected\n")
+	os.Exit(0)
+}
+
 // runFakeAgent serves just enough of /v1 for Ready and exits 0 on SIGTERM
 // or SIGINT.
 func runFakeAgent() {
@@ -27,14 +47,28 @@ func runFakeAgent() {
 		}
 	}
 	mux := http.NewServeMux()
+	ip := args["client"]
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
 	mux.HandleFunc("/v1/status/leader", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode("127.0.0.1:" + args["server-port"])
+		// A cluster test names the leader in a file; alone, the fake leads.
+		if f := os.Getenv(envFakeLeaderFile); f != "" {
+			if b, err := os.ReadFile(f); err == nil {
+				_ = json.NewEncoder(w).Encode(strings.TrimSpace(string(b)))
+				return
+			}
+		}
+		_ = json.NewEncoder(w).Encode(ip + ":" + args["server-port"])
+	})
+	mux.HandleFunc("/v1/agent/members", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode([]map[string]any{{"Name": args["node"], "Status": 1}})
 	})
 	mux.HandleFunc("/v1/catalog/nodes", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Consul-Index", "1")
 		_ = json.NewEncoder(w).Encode([]map[string]string{{"Node": args["node"], "Address": "127.0.0.1"}})
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:"+args["http-port"])
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, args["http-port"]))
 	if err != nil {
 		os.Stderr.WriteString("fake agent: " + err.Error() + "\n")
 		os.Exit(2)

@@ -13,6 +13,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(envProbeDial); addr != "" {
+		runProbe(addr)
+		return
+	}
 	if os.Getenv(envFake) == "1" {
 		runFakeAgent()
 		return
