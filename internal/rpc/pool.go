@@ -1,0 +1,410 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Defaults of ConnPoolConfig.
+const (
+	DefaultDialTimeout = 10 * time.Second
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultRPCTimeout is how long a non-blocking call may wait for its
+	// reply (Consul's rpc_client_timeout); blocking queries get their wait
+	// time on top of it.
+	DefaultRPCTimeout = 60 * time.Second
+)
+
+// Client-side errors.
+var (
+	// ErrConnect means the request was never sent (dial or stream open
+	// failed): it is safe to retry on another server, writes included.
+	ErrConnect = errors.New("rpc: could not reach server")
+	// ErrTimeout means no reply came within the call's timeout; the
+	// request may or may not have been applied.
+	ErrTimeout = errors.New("rpc: timed out waiting for reply")
+	// ErrPoolShutdown is returned after ConnPool.Shutdown.
+	ErrPoolShutdown = errors.New("rpc: connection pool shut down")
+)
+
+// ConnPoolConfig configures a ConnPool.
+type ConnPoolConfig struct {
+	DialTimeout time.Duration
+	// IdleTimeout closes a session that has had no call for this long.
+	IdleTimeout time.Duration
+	// RPCTimeout bounds the wait for a reply of a non-blocking call, and is
+	// the margin added to a blocking query's wait.
+	RPCTimeout time.Duration
+	// DefaultQueryTime and MaxQueryTime mirror the agent's
+	// default_query_time and max_query_time (5 m and 10 m when zero).
+	DefaultQueryTime time.Duration
+	MaxQueryTime     time.Duration
+	// Registry must match the servers'; nil means DefaultRegistry().
+	Registry *Registry
+	// Dial, when set, replaces the plain TCP dial (TLS, tests). The pool
+	// writes the connection type byte itself.
+	Dial   func(ctx context.Context, addr net.Addr) (net.Conn, error)
+	Logger *slog.Logger
+}
+
+// ConnPool is the client side of the internal RPC. It keeps one yamux
+// session per server address, shared by concurrent calls (each call is one
+// stream), and closes sessions that stay idle. It is safe for concurrent
+// use. NewConnPool starts one reaper goroutine; Shutdown stops it.
+type ConnPool struct {
+	cfg    ConnPoolConfig
+	reg    *Registry
+	logger *slog.Logger
+	yamux  *yamux.Config
+
+	mu       sync.Mutex // guards conns, shutdown
+	conns    map[string]*poolConn
+	shutdown bool
+
+	stopCh chan struct{}
+	wg     sync.WaitGroup
+}
+
+// poolConn is one address's session. ready is closed once the dial has
+// finished; sess and err are set before that and never change afterwards.
+type poolConn struct {
+	key      string
+	ready    chan struct{}
+	sess     *yamux.Session
+	err      error
+	inflight atomic.Int64
+	lastUsed atomic.Int64 // unix nanoseconds
+}
+
+func (c *poolConn) isReady() bool {
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// NewConnPool returns a pool and starts its idle reaper.
+func NewConnPool(cfg ConnPoolConfig) *ConnPool {
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.RPCTimeout <= 0 {
+		cfg.RPCTimeout = DefaultRPCTimeout
+	}
+	if cfg.DefaultQueryTime <= 0 {
+		cfg.DefaultQueryTime = DefaultQueryTime
+	}
+	if cfg.MaxQueryTime <= 0 {
+		cfg.MaxQueryTime = MaxQueryTime
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = DefaultRegistry()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &ConnPool{
+		cfg:    cfg,
+		reg:    cfg.Registry,
+		logger: cfg.Logger,
+		yamux:  yamuxConfig(cfg.Logger),
+		conns:  map[string]*poolConn{},
+		stopCh: make(chan struct{}),
+	}
+	p.wg.Add(1)
+	go p.reapLoop()
+	return p
+}
+
+// RPC calls method on the server at addr. args and reply must be pointers
+// of the method's registered types. The call ends when the reply arrives,
+// ctx is done (the server's handler context is then cancelled too), or the
+// call's timeout passes: RPCTimeout, or for a blocking query its wait plus
+// jitter plus RPCTimeout.
+//
+// Errors: a *RemoteError for the handler's error (errors.Is matches the
+// shared sentinels), ErrConnect when the request was never sent, ErrTimeout,
+// ctx's error, or a wrapped transport error.
+func (p *ConnPool) RPC(ctx context.Context, addr net.Addr, method string, args, reply any) error {
+	if addr == nil {
+		return fmt.Errorf("%w: %s: no server address", ErrConnect, method)
+	}
+	if err := p.reg.checkTypes(method, args, reply); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		pc, err := p.acquire(ctx, addr)
+		if err != nil {
+			return p.callError(ctx, method, addr, err)
+		}
+		st, err := pc.sess.OpenStream()
+		if err != nil {
+			p.release(pc)
+			p.discard(pc)
+			// A pooled session can die between calls (server restart);
+			// nothing was sent, so one retry on a fresh session is safe.
+			if attempt == 0 && ctx.Err() == nil {
+				continue
+			}
+			return p.callError(ctx, method, addr, fmt.Errorf("%w: open stream: %w", ErrConnect, err))
+		}
+		err = p.call(ctx, st, method, args, reply)
+		p.release(pc)
+		if err != nil {
+			var remote *RemoteError
+			if errors.As(err, &remote) {
+				return err
+			}
+			return p.callError(ctx, method, addr, err)
+		}
+		return nil
+	}
+}
+
+// call runs one request/reply exchange on st.
+func (p *ConnPool) call(ctx context.Context, st *yamux.Stream, method string, args, reply any) error {
+	defer st.Close()
+	timeout := p.cfg.RPCTimeout
+	if wait, ok := blockingWait(args, p.cfg.DefaultQueryTime, p.cfg.MaxQueryTime); ok {
+		timeout += wait
+	}
+	_ = st.SetDeadline(time.Now().Add(timeout))
+	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	if err := newEncoder(st).encode(&requestHeader{Version: protocolVersion, Method: method}, args); err != nil {
+		return fmt.Errorf("send request: %w", err)
+	}
+	dec := newDecoder(st)
+	var hdr responseHeader
+	if err := dec.decode(&hdr); err != nil {
+		return fmt.Errorf("read reply: %w", err)
+	}
+	if err := p.reg.decodeError(hdr); err != nil {
+		return err
+	}
+	if err := dec.decode(reply); err != nil {
+		return fmt.Errorf("read reply: %w", err)
+	}
+	return nil
+}
+
+// callError gives a transport failure its context and its sentinel.
+func (p *ConnPool) callError(ctx context.Context, method string, addr net.Addr, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("rpc: %s to %s: %w", method, addr, ctx.Err())
+	case errors.Is(err, yamux.ErrTimeout):
+		return fmt.Errorf("rpc: %s to %s: %w: %w", method, addr, ErrTimeout, err)
+	}
+	return fmt.Errorf("rpc: %s to %s: %w", method, addr, err)
+}
+
+// acquire returns a live session for addr, dialing one if needed, with its
+// in-flight count raised; release lowers it.
+func (p *ConnPool) acquire(ctx context.Context, addr net.Addr) (*poolConn, error) {
+	key := addr.String()
+	for {
+		p.mu.Lock()
+		if p.shutdown {
+			p.mu.Unlock()
+			return nil, ErrPoolShutdown
+		}
+		pc := p.conns[key]
+		switch {
+		case pc == nil:
+			pc = &poolConn{key: key, ready: make(chan struct{})}
+			p.conns[key] = pc
+			p.mu.Unlock()
+			if err := p.dial(ctx, addr, pc); err != nil {
+				return nil, err
+			}
+			continue
+		case pc.isReady() && pc.sess != nil && !pc.sess.IsClosed():
+			pc.inflight.Add(1)
+			pc.lastUsed.Store(time.Now().UnixNano())
+			p.mu.Unlock()
+			return pc, nil
+		case pc.isReady():
+			// Failed dial or dead session: forget it and start over.
+			if p.conns[key] == pc {
+				delete(p.conns, key)
+			}
+			p.mu.Unlock()
+			if pc.sess != nil {
+				_ = pc.sess.Close()
+			}
+			if pc.err != nil && !errors.Is(pc.err, context.Canceled) && !errors.Is(pc.err, context.DeadlineExceeded) {
+				return nil, pc.err
+			}
+			continue
+		}
+		p.mu.Unlock()
+		// Another call is dialing this address: wait for it.
+		select {
+		case <-pc.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// dial connects pc and publishes the outcome.
+func (p *ConnPool) dial(ctx context.Context, addr net.Addr, pc *poolConn) error {
+	sess, err := p.connect(ctx, addr)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer close(pc.ready)
+	if err == nil && p.shutdown {
+		_ = sess.Close()
+		err = ErrPoolShutdown
+	}
+	if err != nil {
+		pc.err = err
+		if p.conns[pc.key] == pc {
+			delete(p.conns, pc.key)
+		}
+		return err
+	}
+	pc.sess = sess
+	pc.lastUsed.Store(time.Now().UnixNano())
+	return nil
+}
+
+func (p *ConnPool) connect(ctx context.Context, addr net.Addr) (*yamux.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	defer cancel()
+	var conn net.Conn
+	var err error
+	if p.cfg.Dial != nil {
+		conn, err = p.cfg.Dial(ctx, addr)
+	} else {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", addr.String())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: dial %s: %w", ErrConnect, addr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetWriteDeadline(dl)
+	}
+	if _, err := conn.Write([]byte{TypeMultiplexRPC}); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("%w: handshake with %s: %w", ErrConnect, addr, err)
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	sess, err := yamux.Client(conn, p.yamux)
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("%w: session with %s: %w", ErrConnect, addr, err)
+	}
+	p.logger.Debug("rpc session opened", "server", addr.String())
+	return sess, nil
+}
+
+func (p *ConnPool) release(pc *poolConn) {
+	pc.lastUsed.Store(time.Now().UnixNano())
+	pc.inflight.Add(-1)
+}
+
+// discard closes pc's session and forgets it.
+func (p *ConnPool) discard(pc *poolConn) {
+	p.mu.Lock()
+	if p.conns[pc.key] == pc {
+		delete(p.conns, pc.key)
+	}
+	p.mu.Unlock()
+	if pc.sess != nil {
+		_ = pc.sess.Close()
+	}
+}
+
+// Remove closes the session to addr, if any, failing its in-flight calls.
+// Callers use it after a server proved unhealthy.
+func (p *ConnPool) Remove(addr net.Addr) {
+	p.mu.Lock()
+	pc := p.conns[addr.String()]
+	p.mu.Unlock()
+	if pc != nil && pc.isReady() {
+		p.discard(pc)
+	}
+}
+
+// Sessions returns the number of pooled sessions (for tests and metrics).
+func (p *ConnPool) Sessions() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// reapLoop closes sessions that are idle or dead.
+func (p *ConnPool) reapLoop() {
+	defer p.wg.Done()
+	interval := min(max(p.cfg.IdleTimeout/4, 10*time.Millisecond), 30*time.Second)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopCh:
+			return
+		case <-t.C:
+			p.reap(time.Now())
+		}
+	}
+}
+
+func (p *ConnPool) reap(now time.Time) {
+	var closing []*poolConn
+	p.mu.Lock()
+	for key, pc := range p.conns {
+		if !pc.isReady() || pc.sess == nil || pc.inflight.Load() > 0 {
+			continue
+		}
+		idle := now.Sub(time.Unix(0, pc.lastUsed.Load()))
+		if idle >= p.cfg.IdleTimeout || pc.sess.IsClosed() {
+			delete(p.conns, key)
+			closing = append(closing, pc)
+		}
+	}
+	p.mu.Unlock()
+	for _, pc := range closing {
+		p.logger.Debug("rpc session closed", "server", pc.key, "reason", "idle")
+		_ = pc.sess.Close()
+	}
+}
+
+// Shutdown closes every session (failing in-flight calls), stops the
+// reaper and waits for it. It is idempotent.
+func (p *ConnPool) Shutdown() error {
+	p.mu.Lock()
+	if p.shutdown {
+		p.mu.Unlock()
+		return nil
+	}
+	p.shutdown = true
+	conns := p.conns
+	p.conns = map[string]*poolConn{}
+	p.mu.Unlock()
+
+	close(p.stopCh)
+	for _, pc := range conns {
+		if pc.isReady() && pc.sess != nil {
+			_ = pc.sess.Close()
+		}
+	}
+	p.wg.Wait()
+	return nil
+}

@@ -1,0 +1,262 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Handler serves one RPC: args and reply are fresh values of the method's
+// registered types (pointers). ctx is cancelled when the caller gives up or
+// the connection or server goes away. A server's in-process Caller.RPC
+// usually is the Handler. It is called concurrently.
+type Handler func(ctx context.Context, method string, args, reply any) error
+
+// Defaults of ServerConfig.
+const (
+	DefaultMaxRequestBytes    = 64 << 20
+	DefaultRequestReadTimeout = 30 * time.Second
+	DefaultReplyWriteTimeout  = 30 * time.Second
+)
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	Handler Handler
+	// Registry gives the methods' types and error codes; nil means
+	// DefaultRegistry().
+	Registry *Registry
+	// MaxRequestBytes caps one encoded request (default 64 MiB); a larger
+	// one fails with ErrTooLarge.
+	MaxRequestBytes int64
+	// RequestReadTimeout bounds reading a request once its stream opened.
+	RequestReadTimeout time.Duration
+	// ReplyWriteTimeout bounds writing a reply to a slow reader.
+	ReplyWriteTimeout time.Duration
+	Logger            *slog.Logger
+}
+
+// Server serves multiplexed RPC connections: each connection is a yamux
+// session and each stream one call.
+type Server struct {
+	cfg    ServerConfig
+	reg    *Registry
+	logger *slog.Logger
+	yamux  *yamux.Config
+}
+
+// NewServer validates cfg.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("rpc: server needs a handler")
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = DefaultRegistry()
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.RequestReadTimeout <= 0 {
+		cfg.RequestReadTimeout = DefaultRequestReadTimeout
+	}
+	if cfg.ReplyWriteTimeout <= 0 {
+		cfg.ReplyWriteTimeout = DefaultReplyWriteTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, reg: cfg.Registry, logger: cfg.Logger, yamux: yamuxConfig(cfg.Logger)}, nil
+}
+
+// Serve is NewServer(ServerConfig{Handler: h, Logger: logger}).Serve(ctx, l).
+func Serve(ctx context.Context, l net.Listener, h Handler, logger *slog.Logger) error {
+	s, err := NewServer(ServerConfig{Handler: h, Logger: logger})
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, l)
+}
+
+// yamuxConfig is the session configuration of both ends.
+func yamuxConfig(logger *slog.Logger) *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.LogOutput = nil
+	c.Logger = yamuxLogger(logger)
+	// Replies of big catalogs move faster with a larger window.
+	c.MaxStreamWindowSize = 1 << 20
+	return c
+}
+
+// Serve accepts connections from l (whose type byte, if any, is already
+// consumed, as with Mux.RPCListener) until ctx is done or l fails. It closes
+// l, then every session, and waits for all in-flight calls to return (their
+// contexts are cancelled) before returning. The error is nil after ctx is
+// done.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = l.Close() })
+	defer stop()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var backoff time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			cancel()
+			return fmt.Errorf("rpc: accept: %w", err)
+		}
+		backoff = 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.ServeConn(ctx, conn)
+		}()
+	}
+}
+
+// ServeConn serves one multiplexed connection until it closes or ctx is
+// done, and waits for its calls to return.
+func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
+	sess, err := yamux.Server(conn, s.yamux)
+	if err != nil {
+		s.logger.Error("rpc session setup failed", "remote_addr", conn.RemoteAddr().String(), "error", err)
+		_ = conn.Close()
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = sess.Close() })
+	defer stop()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // runs before wg.Wait: cancel in-flight calls when the session ends
+	for {
+		st, err := sess.AcceptStream()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, yamux.ErrSessionShutdown) {
+				s.logger.Debug("rpc session ended", "remote_addr", conn.RemoteAddr().String(), "error", err)
+			}
+			_ = sess.Close()
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveStream(ctx, st)
+		}()
+	}
+}
+
+type peerKey struct{}
+
+// PeerAddr returns the network address of the caller of the RPC being
+// served, if ctx belongs to a network call.
+func PeerAddr(ctx context.Context) (net.Addr, bool) {
+	a, ok := ctx.Value(peerKey{}).(net.Addr)
+	return a, ok
+}
+
+// serveStream reads one request, calls the handler and writes the reply.
+func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
+	defer st.Close()
+	_ = st.SetReadDeadline(time.Now().Add(s.cfg.RequestReadTimeout))
+	dec := newDecoder(&limitReader{r: st, n: s.cfg.MaxRequestBytes})
+	enc := newEncoder(st)
+
+	var hdr requestHeader
+	if err := dec.decode(&hdr); err != nil {
+		s.logger.Debug("rpc request header unreadable", "error", err)
+		return
+	}
+	if hdr.Version != protocolVersion {
+		s.reply(st, enc, "", fmt.Errorf("%w: unsupported rpc protocol version %d", ErrBadRequest, hdr.Version), nil)
+		return
+	}
+	args, err := s.reg.NewArgs(hdr.Method)
+	if err != nil {
+		s.reply(st, enc, hdr.Method, err, nil)
+		return
+	}
+	if err := dec.decode(args); err != nil {
+		if errors.Is(err, errMessageTooLarge) {
+			err = fmt.Errorf("%w: %s request over %d bytes", ErrTooLarge, hdr.Method, s.cfg.MaxRequestBytes)
+		} else {
+			err = fmt.Errorf("%w: decode %s request: %v", ErrBadRequest, hdr.Method, err)
+		}
+		s.reply(st, enc, hdr.Method, err, nil)
+		return
+	}
+	reply, _ := s.reg.NewReply(hdr.Method)
+
+	// The caller sends nothing more; any read result (EOF on its close,
+	// a reset, the session ending) means it has given up.
+	callCtx, cancel := context.WithCancel(context.WithValue(ctx, peerKey{}, st.RemoteAddr()))
+	defer cancel()
+	_ = st.SetReadDeadline(time.Time{})
+	gone := make(chan struct{})
+	var callerGone atomic.Bool
+	go func() {
+		defer close(gone)
+		var b [1]byte
+		if _, err := st.Read(b[:]); err != nil && errors.Is(err, yamux.ErrTimeout) {
+			return // our own wake-up below: the caller is still there
+		}
+		callerGone.Store(true)
+		cancel()
+	}()
+
+	err = s.call(callCtx, hdr.Method, args, reply)
+
+	// Stop the watcher before replying; if the caller has gone there is
+	// nobody to reply to.
+	_ = st.SetReadDeadline(time.Unix(1, 0))
+	<-gone
+	if callerGone.Load() {
+		return
+	}
+	s.reply(st, enc, hdr.Method, err, reply)
+}
+
+// call runs the handler, turning a panic into an error.
+func (s *Server) call(ctx context.Context, method string, args, reply any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger.Error("rpc handler panicked", "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("rpc: %s failed: internal error", method)
+		}
+	}()
+	return s.cfg.Handler(ctx, method, args, reply)
+}
+
+func (s *Server) reply(st *yamux.Stream, enc *encoder, method string, err error, reply any) {
+	_ = st.SetWriteDeadline(time.Now().Add(s.cfg.ReplyWriteTimeout))
+	var werr error
+	if err != nil {
+		hdr := s.reg.encodeError(err)
+		werr = enc.encode(&hdr)
+	} else {
+		werr = enc.encode(&responseHeader{}, reply)
+	}
+	if werr != nil {
+		s.logger.Debug("rpc reply not delivered", "method", method, "error", werr)
+	}
+}
