@@ -95,10 +95,10 @@ func yamuxConfig(logger *slog.Logger) *yamux.Config {
 }
 
 // Serve accepts connections from l (whose type byte, if any, is already
-// consumed, as with Mux.RPCListener) until ctx is done or l fails. It closes
-// l, then every session, and waits for all in-flight calls to return (their
-// contexts are cancelled) before returning. The error is nil after ctx is
-// done.
+// consumed, as with Mux.RPCListener) until ctx is done or l is closed. It
+// closes l, then every session, and waits for all in-flight calls to return
+// (their contexts are cancelled) before returning. The error is nil unless
+// Accept failed for another reason.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -111,7 +111,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	for {
 		conn, err := l.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			var ne net.Error

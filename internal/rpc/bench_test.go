@@ -1,0 +1,51 @@
+package rpc
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"github.com/cairn-io/cairn/internal/state"
+)
+
+// BenchmarkConnPool_RPC measures one KVS.Get round trip over loopback.
+func BenchmarkConnPool_RPC(b *testing.B) {
+	reply := IndexedKVEntries{Entries: []*state.KVEntry{{Key: "web/config", Value: make([]byte, 256), ModifyIndex: 42}}}
+	h := func(_ context.Context, _ string, _, r any) error {
+		*r.(*IndexedKVEntries) = reply
+		return nil
+	}
+	_, addr, stop := benchServer(b, h)
+	defer stop()
+	pool := NewConnPool(ConnPoolConfig{})
+	defer pool.Shutdown()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			var out IndexedKVEntries
+			if err := pool.RPC(ctx, addr, MethodKVSGet, &KeyRequest{Key: "web/config"}, &out); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func benchServer(b *testing.B, h Handler) (*Server, net.Addr, func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := NewMux(ln, MuxConfig{})
+	srv, err := NewServer(ServerConfig{Handler: h})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	rpcLn := mux.RPCListener()
+	mux.Start()
+	go func() { defer close(done); _ = srv.Serve(ctx, rpcLn) }()
+	return srv, ln.Addr(), func() { cancel(); <-done; _ = mux.Close() }
+}
