@@ -281,3 +281,26 @@ func TestRetryJoin(t *testing.T) {
 		waitFor(t, 5*time.Second, "joined", func() bool { return countAlive(p1) == 2 })
 	})
 }
+
+func TestPool_WAN(t *testing.T) {
+	mk := func(name string) *Pool {
+		p, err := New(Config{NodeName: name, Datacenter: "dc" + name[len(name)-1:], BindAddr: "127.0.0.1", WAN: true,
+			Tags: map[string]string{TagRole: RoleServer, TagPort: "8300"}, Logger: testLogger(t)})
+		require.NoError(t, err)
+		require.NoError(t, p.Start())
+		t.Cleanup(func() { _ = p.Shutdown() })
+		return p
+	}
+	p1 := mk("s1.dc1")
+	p2 := mk("s1.dc2")
+	_, err := p2.Join([]string{joinAddr(p1)}, false)
+	require.NoError(t, err)
+	waitFor(t, 5*time.Second, "2 alive on the WAN", func() bool { return countAlive(p1) == 2 })
+	dcs := map[string]bool{}
+	for _, m := range p1.Members() {
+		info, ok := IsServer(m)
+		require.True(t, ok)
+		dcs[info.Datacenter] = true
+	}
+	require.Equal(t, map[string]bool{"dc1": true, "dc2": true}, dcs)
+}
