@@ -13,6 +13,7 @@ const (
 	DefaultKVMaxValueSize    = 512 * 1024
 	DefaultSnapshotThreshold = 16384
 	DefaultSnapshotInterval  = 30 * time.Second
+	DefaultTrailingLogs      = 10240
 	DefaultRaftBindAddr      = "127.0.0.1:8300"
 )
 
@@ -51,9 +52,15 @@ type Config struct {
 	// KVMaxValueSize limits KV values (default 512 KiB); larger values are
 	// rejected with an error wrapping rpc.ErrTooLarge.
 	KVMaxValueSize uint64
-	// SnapshotThreshold and SnapshotInterval configure Raft snapshots.
+	// SnapshotThreshold and SnapshotInterval configure Raft snapshots:
+	// every SnapshotInterval (with jitter) Raft snapshots the FSM when at
+	// least SnapshotThreshold entries were applied since the last one.
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	// TrailingLogs is how many log entries Raft keeps after a snapshot
+	// (log compaction), so slow followers can catch up without a full
+	// snapshot (default DefaultTrailingLogs).
+	TrailingLogs uint64
 
 	Logger *slog.Logger
 }
@@ -99,6 +106,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SnapshotInterval == 0 {
 		c.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = DefaultTrailingLogs
 	}
 	if c.SnapshotInterval < 0 {
 		return c, fmt.Errorf("%w: snapshot interval %s is negative", ErrInvalidConfig, c.SnapshotInterval)

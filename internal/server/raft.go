@@ -45,6 +45,7 @@ func (s *Server) raftConfig() *raft.Config {
 	c.LeaderLeaseTimeout = baseLeaderLeaseTimeout * m
 	c.SnapshotThreshold = s.cfg.SnapshotThreshold
 	c.SnapshotInterval = s.cfg.SnapshotInterval
+	c.TrailingLogs = s.cfg.TrailingLogs
 	c.NotifyCh = s.raftNotifyCh
 	c.Logger = newHCLogAdapter(s.logger, "raft")
 	return c

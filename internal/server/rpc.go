@@ -100,10 +100,11 @@ func (s *Server) blockingQuery(ctx context.Context, opts *rpc.QueryOptions, meta
 		ws.Add(s.shutdownCh)
 		idx, err := fn(ws, st)
 		s.setQueryMeta(opts, meta, idx)
+	restored := false // the store was replaced by a snapshot restore
 		if err != nil {
 			return err
 		}
-		if opts.MinQueryIndex == 0 || meta.Index > opts.MinQueryIndex {
+		if opts.MinQueryIndex == 0 || meta.Index > opts.MinQueryIndex || restored {
 			return nil
 		}
 		if err := ws.WatchCtx(qctx); err != nil {
@@ -125,6 +126,11 @@ func (s *Server) blockingQuery(ctx context.Context, opts *rpc.QueryOptions, meta
 // stale reads run anywhere.
 func (s *Server) checkConsistency(opts *rpc.QueryOptions) error {
 	if opts.AllowStale && !opts.RequireConsistent {
+		case <-st.AbandonCh():
+			// After a restore, answer from the new store even when its
+			// index is not above MinQueryIndex (restored entries keep
+			// their own indexes), as Consul does; clients start over.
+			restored = true
 		return nil
 	}
 	r := s.raftOrNil()
