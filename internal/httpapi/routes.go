@@ -56,6 +56,9 @@ func (h *handler) routeTable() []route {
 		{[]string{get}, "/v1/status/leader", h.statusLeader},
 		{[]string{get}, "/v1/status/peers", h.statusPeers},
 
+		// Snapshots (snapshot.go).
+		{[]string{get, put}, "/v1/snapshot", h.snapshot},
+
 		// Agent (local state, through AgentBackend).
 		{[]string{get}, "/v1/agent/self", h.agentSelf},
 		{[]string{get}, "/v1/agent/version", h.agentVersion},

@@ -25,6 +25,8 @@ type Config struct {
 	Caller rpc.Caller
 	// Agent serves the /v1/agent/* endpoints.
 	Agent AgentBackend
+	// Snapshot serves /v1/snapshot; nil (a client agent) answers 501.
+	Snapshot SnapshotBackend
 	// ACL resolves request tokens; nil means allow-all.
 	ACL acl.Resolver
 	// Datacenter is this agent's datacenter, used when ?dc= is absent.
