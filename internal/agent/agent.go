@@ -210,7 +210,10 @@ func (a *Agent) Start(ctx context.Context) error {
 		ServerPort:       cfg.PortServer,
 		KVMaxValueSize:   cfg.KVMaxValueSize,
 		SnapshotInterval: cfg.RaftSnapshotInterval,
-		Logger:           a.logger,
+		// raft_snapshot_threshold and raft_trailing_logs (validated >= 1, >= 0).
+		SnapshotThreshold: uint64(max(cfg.RaftSnapshotThreshold, 0)),
+		TrailingLogs:      uint64(max(cfg.RaftTrailingLogs, 0)),
+		Logger:            a.logger,
 	}
 	if port := cfg.PortServer; port > 0 {
 		// Also set in -dev: the in-memory transport may use it as its
@@ -295,9 +298,14 @@ func (a *Agent) startHTTP(ctx context.Context) error {
 		return fmt.Errorf("agent: listen http on %s: %w", addr, err)
 	}
 	a.httpLn = ln
+	var snapshots httpapi.SnapshotBackend // nil on a client agent: /v1/snapshot answers 501
+	if a.srv != nil {
+		snapshots = a.srv
+	}
 	handler := httpapi.New(httpapi.Config{
 		Caller:         a.caller,
 		Agent:          Backend{a},
+		Snapshot:       snapshots,
 		Datacenter:     cfg.Datacenter,
 		NodeName:       cfg.NodeName,
 		KVMaxValueSize: cfg.KVMaxValueSize,
