@@ -85,6 +85,9 @@ func DefaultRegistry() *Registry {
 			codeDeadlineExceeded: context.DeadlineExceeded,
 		},
 	}
+	for m, t := range operatorMethods() { // operator.go
+		r.methods[m] = t
+	}
 	return r
 }
 
