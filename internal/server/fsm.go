@@ -22,6 +22,8 @@ const (
 	RegisterRequestType   MessageType = 0
 	DeregisterRequestType MessageType = 1
 	KVSRequestType        MessageType = 2
+	// AutopilotRequestType sets the autopilot configuration (autopilot_fsm.go).
+	AutopilotRequestType MessageType = 9
 )
 
 // IgnoreUnknownTypeFlag marks a command that servers which do not know its
@@ -59,6 +61,7 @@ func newFSM(logger *slog.Logger) (*fsm, error) {
 		RegisterRequestType:   f.applyRegister,
 		DeregisterRequestType: f.applyDeregister,
 		KVSRequestType:        f.applyKVS,
+		AutopilotRequestType:  f.applyAutopilot,
 	}
 	return f, nil
 }

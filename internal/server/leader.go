@@ -60,6 +60,7 @@ func (s *Server) monitorLeadership() {
 // leaderLoop establishes leadership (barrier, then self-registration) and
 // reconciles periodically until stopCh closes.
 func (s *Server) leaderLoop(stopCh <-chan struct{}) {
+	defer s.stopAutopilot()
 	established := false
 	var retry <-chan time.Time
 	ticker := time.NewTicker(reconcileInterval)
@@ -74,6 +75,7 @@ func (s *Server) leaderLoop(stopCh <-chan struct{}) {
 				retry = nil
 				s.readyForReads.Store(true)
 				s.readyOnce.Do(func() { close(s.readyCh) })
+				s.startAutopilot()
 			}
 		}
 		select {

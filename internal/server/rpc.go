@@ -60,6 +60,16 @@ func (s *Server) endpointTable() map[string]handler {
 
 		rpc.MethodStatusLeader: typed(rpc.MethodStatusLeader, s.statusLeader),
 		rpc.MethodStatusPeers:  typed(rpc.MethodStatusPeers, s.statusPeers),
+
+		rpc.MethodOperatorRaftGetConfiguration:      typed(rpc.MethodOperatorRaftGetConfiguration, s.operatorRaftGetConfiguration),
+		rpc.MethodOperatorRaftRemovePeerByAddress:   typed(rpc.MethodOperatorRaftRemovePeerByAddress, s.operatorRaftRemovePeerByAddress),
+		rpc.MethodOperatorRaftRemovePeerByID:        typed(rpc.MethodOperatorRaftRemovePeerByID, s.operatorRaftRemovePeerByID),
+		rpc.MethodOperatorTransferLeader:            typed(rpc.MethodOperatorTransferLeader, s.operatorTransferLeader),
+		rpc.MethodOperatorAutopilotGetConfiguration: typed(rpc.MethodOperatorAutopilotGetConfiguration, s.operatorAutopilotGetConfiguration),
+		rpc.MethodOperatorAutopilotSetConfiguration: typed(rpc.MethodOperatorAutopilotSetConfiguration, s.operatorAutopilotSetConfiguration),
+		rpc.MethodOperatorServerHealth:              typed(rpc.MethodOperatorServerHealth, s.operatorServerHealth),
+		rpc.MethodOperatorAutopilotState:            typed(rpc.MethodOperatorAutopilotState, s.operatorAutopilotState),
+		rpc.MethodOperatorRaftStats:                 typed(rpc.MethodOperatorRaftStats, s.raftStats),
 	}
 }
 

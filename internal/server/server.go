@@ -45,6 +45,9 @@ type Server struct {
 	// readyForReads is true while this server leads and has passed its
 	// barrier; default and consistent reads need it.
 	readyForReads atomic.Bool
+
+	// op holds the autopilot and membership wiring (autopilot.go).
+	op operatorState
 }
 
 // New validates cfg and allocates a server. It does no I/O.
