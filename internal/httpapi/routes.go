@@ -59,6 +59,14 @@ func (h *handler) routeTable() []route {
 		// Snapshots (snapshot.go).
 		{[]string{get, put}, "/v1/snapshot", h.snapshot},
 
+		// Operator (operator.go).
+		{[]string{get}, "/v1/operator/raft/configuration", h.operatorRaftConfiguration},
+		{[]string{del}, "/v1/operator/raft/peer", h.operatorRaftPeer},
+		{[]string{http.MethodPost}, "/v1/operator/raft/transfer-leader", h.operatorTransferLeader},
+		{[]string{get, put}, "/v1/operator/autopilot/configuration", h.operatorAutopilotConfiguration},
+		{[]string{get}, "/v1/operator/autopilot/health", h.operatorAutopilotHealth},
+		{[]string{get}, "/v1/operator/autopilot/state", h.operatorAutopilotState},
+
 		// Agent (local state, through AgentBackend).
 		{[]string{get}, "/v1/agent/self", h.agentSelf},
 		{[]string{get}, "/v1/agent/version", h.agentVersion},
