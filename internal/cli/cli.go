@@ -129,6 +129,7 @@ func newRoot(u *ui) *cobra.Command {
 		leaf(u, "reload", "Triggers the agent to reload configuration files", runReload),
 		leaf(u, "leave", "Gracefully leaves the cluster and shuts down", runLeave),
 		leaf(u, "maint", "Controls node or service maintenance mode", runMaint),
+		operatorGroup(u),
 	)
 	return root
 }
