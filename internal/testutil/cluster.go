@@ -60,6 +60,7 @@ type Cluster struct {
 
 	mu     sync.Mutex
 	paused map[*Agent]bool
+	killed map[*Agent]bool // by Kill, until Restart
 }
 
 // StartCluster starts the servers and clients and returns without waiting
@@ -89,6 +90,7 @@ func StartCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 		tb:      tb,
 		netIdx:  map[*Agent]int{},
 		paused:  map[*Agent]bool{},
+		killed:  map[*Agent]bool{},
 	}
 	// Every port is chosen up front: each agent's flags name the others.
 	ports := make([]Ports, total)
@@ -200,8 +202,23 @@ func (c *Cluster) Kill(a *Agent) {
 	c.tb.Helper()
 	c.mu.Lock()
 	delete(c.paused, a)
+	c.killed[a] = true
 	c.mu.Unlock()
 	a.Kill()
+}
+
+// crashed returns an error naming an agent that exited without Kill (a
+// crash or a refused start), with the end of its output.
+func (c *Cluster) crashed() error {
+	for _, a := range c.Agents() {
+		c.mu.Lock()
+		k := c.killed[a]
+		c.mu.Unlock()
+		if !k && !a.Running() && a.Pid() != 0 {
+			return fmt.Errorf("agent %s exited unexpectedly (%v):\n%s", a.Name, a.exitError(), a.out.tail(4<<10))
+		}
+	}
+	return nil
 }
 
 // Pause stops a with SIGSTOP: it holds its sockets but answers nothing.
@@ -239,6 +256,9 @@ func (c *Cluster) Restart(a *Agent) {
 			c.tb.Fatalf("%v", err)
 		}
 	}
+	c.mu.Lock()
+	delete(c.killed, a)
+	c.mu.Unlock()
 	a.Restart(c.tb)
 }
 
@@ -337,12 +357,21 @@ func (c *Cluster) Leader() (*Agent, error) {
 
 // WaitLeader polls Leader until it succeeds or timeout passes.
 func (c *Cluster) WaitLeader(timeout time.Duration) (*Agent, error) {
-	var leader *Agent
+	var (
+		leader *Agent
+		crash  error
+	)
 	err := Poll(timeout, 25*time.Millisecond, func() error {
+		if crash = c.crashed(); crash != nil {
+			return nil
+		}
 		l, err := c.Leader()
 		leader = l
 		return err
 	})
+	if crash != nil {
+		return nil, fmt.Errorf("testutil: wait leader: %w", crash)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("testutil: wait leader %s: %w", timeout, err)
 	}

@@ -18,6 +18,8 @@ import (
 var (
 	flagRuns     = flag.Int("robustness.runs", defaultRuns, "number of fault-injected cluster runs")
 	flagDuration = flag.Duration("robustness.duration", defaultDuration, "duration of the workload in each run")
+	flagServers  = flag.Int("robustness.servers", 3, "servers in the cluster under test")
+	flagClients  = flag.Int("robustness.clients", 2, "client agents in the cluster under test")
 	flagOut      = flag.String("robustness.out", "testdata/failures", "directory for the history and visualization of failing runs")
 )
 

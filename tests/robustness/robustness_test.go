@@ -23,9 +23,9 @@ const checkTimeout = 3 * time.Minute
 // loopback.
 func startRobustnessCluster(t *testing.T, prefix string) *testutil.Cluster {
 	t.Helper()
-	opts := testutil.ClusterOptions{Servers: 3, Clients: 2, LogLevel: "info", NamePrefix: prefix}
+	opts := testutil.ClusterOptions{Servers: *flagServers, Clients: *flagClients, LogLevel: "info", NamePrefix: prefix}
 	if testutil.NetnsSupported() == nil {
-		opts.Network = testutil.NewNetwork(t, 5)
+		opts.Network = testutil.NewNetwork(t, opts.Servers+opts.Clients)
 	} else {
 		t.Logf("no network namespaces (%v): partitions become SIGSTOP pauses", testutil.NetnsSupported())
 	}
