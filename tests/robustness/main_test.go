@@ -20,6 +20,7 @@ var (
 	flagDuration = flag.Duration("robustness.duration", defaultDuration, "duration of the workload in each run")
 	flagServers  = flag.Int("robustness.servers", 3, "servers in the cluster under test")
 	flagClients  = flag.Int("robustness.clients", 2, "client agents in the cluster under test")
+	flagRecheck  = flag.String("robustness.recheck", "", "path of a saved history.json to check again (TestRobustness_Recheck)")
 	flagOut      = flag.String("robustness.out", "testdata/failures", "directory for the history and visualization of failing runs")
 )
 

@@ -188,3 +188,24 @@ func TestRobustness_NegativeControl(t *testing.T) {
 		t.Fatalf("history without the stale read: %s", res)
 	}
 }
+
+// TestRobustness_Recheck checks a saved history again and writes its
+// visualization next to it: -robustness.recheck=path/to/history.json.
+func TestRobustness_Recheck(t *testing.T) {
+	if *flagRecheck == "" {
+		t.Skip("no -robustness.recheck=history.json given")
+	}
+	h, err := Load(*flagRecheck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, info := Check(h, checkTimeout)
+	dir, err := Save(filepath.Dir(*flagRecheck), h, &info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d operations: %s (visualization in %s)", len(h.Records), res, filepath.Join(dir, "history.html"))
+	if res == porcupine.Illegal {
+		t.Error("history is not linearizable")
+	}
+}
