@@ -281,3 +281,22 @@ func TestRaiseIndexes(t *testing.T) {
 		require.ErrorIs(t, err, rpc.ErrBadRequest, bad)
 	}
 }
+
+func TestServer_RaftSnapshotsFromConfig(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SnapshotThreshold = 16
+	cfg.SnapshotInterval = 20 * time.Millisecond
+	cfg.TrailingLogs = 8
+	s := startServer(t, cfg)
+	for i := range 64 {
+		kvSet(t, s, fmt.Sprintf("k/%d", i), "v")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Raft().Stats()["last_snapshot_index"] == "0" {
+		require.True(t, time.Now().Before(deadline), "raft never took a snapshot at threshold 16")
+		time.Sleep(10 * time.Millisecond)
+	}
+	var out rpc.IndexedKVEntries
+	require.NoError(t, s.RPC(context.Background(), rpc.MethodKVSList, &rpc.KeyRequest{Key: "k/"}, &out))
+	require.Len(t, out.Entries, 64)
+}
