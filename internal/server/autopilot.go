@@ -332,6 +332,9 @@ func (d *autopilotDelegate) KnownServers() map[raft.ServerID]*autopilot.Server {
 			Version:     m.Build,
 			RaftVersion: 3,
 			IsLeader:    id == self && d.s.IsLeader(),
+			// Every Cairn server may vote; autopilot counts potential
+			// voters by type when it decides how many it may remove.
+			NodeType: autopilot.NodeVoter,
 		}
 	}
 	return out
