@@ -100,6 +100,7 @@ func (s *Server) blockingQuery(ctx context.Context, opts *rpc.QueryOptions, meta
 		qctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
 	}
+	restored := false // the store was replaced by a snapshot restore
 	for {
 		if err := s.checkConsistency(opts); err != nil {
 			return err
@@ -110,7 +111,6 @@ func (s *Server) blockingQuery(ctx context.Context, opts *rpc.QueryOptions, meta
 		ws.Add(s.shutdownCh)
 		idx, err := fn(ws, st)
 		s.setQueryMeta(opts, meta, idx)
-	restored := false // the store was replaced by a snapshot restore
 		if err != nil {
 			return err
 		}
@@ -126,6 +126,11 @@ func (s *Server) blockingQuery(ctx context.Context, opts *rpc.QueryOptions, meta
 		select {
 		case <-s.shutdownCh:
 			return nil
+		case <-st.AbandonCh():
+			// After a restore, answer from the new store even when its
+			// index is not above MinQueryIndex (restored entries keep
+			// their own indexes), as Consul does; clients start over.
+			restored = true
 		default:
 		}
 	}
@@ -136,11 +141,6 @@ func (s *Server) blockingQuery(ctx context.Context, opts *rpc.QueryOptions, meta
 // stale reads run anywhere.
 func (s *Server) checkConsistency(opts *rpc.QueryOptions) error {
 	if opts.AllowStale && !opts.RequireConsistent {
-		case <-st.AbandonCh():
-			// After a restore, answer from the new store even when its
-			// index is not above MinQueryIndex (restored entries keep
-			// their own indexes), as Consul does; clients start over.
-			restored = true
 		return nil
 	}
 	r := s.raftOrNil()
