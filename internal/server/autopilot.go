@@ -197,24 +197,25 @@ func (s *Server) autopilotDefaults() state.AutopilotConfig {
 
 // initAutopilotConfig stores the default configuration if the cluster has
 // none (a CAS on index 0, so a concurrent or earlier write always wins).
-func (s *Server) initAutopilotConfig() error {
+// The leader loop calls it once leadership is established; a failure is
+// logged, and autopilot then runs on the defaults until the next leader.
+func (s *Server) initAutopilotConfig() {
 	if _, c, err := s.fsm.State().AutopilotConfig(nil); err != nil || c != nil {
-		return err
+		return
 	}
-	_, err := s.raftApply(AutopilotRequestType, &rpc.AutopilotSetConfigRequest{
-		Config: s.autopilotDefaults(), CAS: true})
-	return err
+	if _, err := s.raftApply(AutopilotRequestType, &rpc.AutopilotSetConfigRequest{
+		Config: s.autopilotDefaults(), CAS: true}); err != nil {
+		s.logger.Warn("failed to store the initial autopilot configuration", "error", err)
+	}
 }
 
 // startAutopilot runs autopilot; the leader loop calls it once leadership
-// is established and stopAutopilot when it ends.
+// is established (after initAutopilotConfig) and stopAutopilot when it
+// ends.
 func (s *Server) startAutopilot() {
 	r := s.raftOrNil()
 	if r == nil {
 		return
-	}
-	if err := s.initAutopilotConfig(); err != nil {
-		s.logger.Warn("failed to store the initial autopilot configuration", "error", err)
 	}
 	s.op.mu.Lock()
 	if s.op.ap != nil {

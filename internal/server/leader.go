@@ -73,6 +73,9 @@ func (s *Server) leaderLoop(stopCh <-chan struct{}) {
 			} else {
 				established = true
 				retry = nil
+				// Before readiness, so a fresh cluster's first write is
+				// done by the time callers see a ready leader.
+				s.initAutopilotConfig()
 				s.readyForReads.Store(true)
 				s.readyOnce.Do(func() { close(s.readyCh) })
 				s.startAutopilot()
