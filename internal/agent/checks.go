@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/cairn-io/cairn/internal/checks"
@@ -67,8 +68,78 @@ func (a *Agent) newRunner(hc *state.HealthCheck, def *local.CheckDefinition) (*r
 			TLSServerName: def.TLSServerName,
 			TLSSkipVerify: def.TLSSkipVerify,
 		}, n), outputMax: outputMax}, nil
+	case local.KindUDP:
+		return &runner{check: checks.NewUDP(checks.UDPConfig{
+			ID:       hc.CheckID,
+			Address:  def.UDP,
+			Interval: interval,
+			Timeout:  time.Duration(def.Timeout),
+		}, n), outputMax: outputMax}, nil
+	case local.KindGRPC:
+		return &runner{check: checks.NewGRPC(checks.GRPCConfig{
+			ID:            hc.CheckID,
+			Target:        def.GRPC,
+			Interval:      interval,
+			Timeout:       time.Duration(def.Timeout),
+			UseTLS:        def.GRPCUseTLS,
+			TLSServerName: def.TLSServerName,
+			TLSSkipVerify: def.TLSSkipVerify,
+		}, n), outputMax: outputMax}, nil
+	case local.KindH2Ping:
+		return &runner{check: checks.NewH2Ping(checks.H2PingConfig{
+			ID:            hc.CheckID,
+			Address:       def.H2PING,
+			Interval:      interval,
+			Timeout:       time.Duration(def.Timeout),
+			UseTLS:        def.H2PingUseTLS,
+			TLSServerName: def.TLSServerName,
+			TLSSkipVerify: def.TLSSkipVerify,
+		}, n), outputMax: outputMax}, nil
+	case local.KindScript:
+		// Whether scripts may run was decided by BuildCheck (ValidateOptions).
+		return &runner{check: checks.NewScript(checks.ScriptConfig{
+			ID:            hc.CheckID,
+			Args:          def.Args,
+			Interval:      interval,
+			Timeout:       time.Duration(def.Timeout),
+			OutputMaxSize: outputMax,
+		}, n), outputMax: outputMax}, nil
+	case local.KindDocker:
+		return &runner{check: checks.NewDocker(checks.DockerConfig{
+			ID:            hc.CheckID,
+			ContainerID:   def.DockerContainerID,
+			Args:          def.Args,
+			Shell:         def.Shell,
+			Interval:      interval,
+			Timeout:       time.Duration(def.Timeout),
+			OutputMaxSize: outputMax,
+			Host:          os.Getenv("DOCKER_HOST"),
+		}, n), outputMax: outputMax}, nil
+	case local.KindAlias:
+		return &runner{check: checks.NewAlias(a.aliasConfig(hc.CheckID, def), n), outputMax: outputMax}, nil
 	case local.KindMaintenance:
 		return nil, nil
 	}
 	return nil, fmt.Errorf("%w: check %q: %s checks are not supported by this agent yet", rpc.ErrBadRequest, hc.CheckID, hc.Type)
+}
+
+// aliasConfig wires an alias check to what it watches: the local state for
+// a service of this agent, else the RPC caller (blocking queries).
+func (a *Agent) aliasConfig(id string, def *local.CheckDefinition) checks.AliasConfig {
+	cfg := checks.AliasConfig{
+		ID:         id,
+		Node:       def.AliasNode,
+		ServiceID:  def.AliasService,
+		LocalNode:  a.cfg.NodeName,
+		Caller:     a.Caller(),
+		Datacenter: a.cfg.Datacenter,
+		Token:      def.Token,
+	}
+	if cfg.Token == "" {
+		cfg.Token = a.cfg.ACL.Tokens.Default
+	}
+	if a.local != nil { // never a typed nil in the interface
+		cfg.Local = a.local
+	}
+	return cfg
 }

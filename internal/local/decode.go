@@ -42,7 +42,7 @@ func DecodeServiceDefinition(m map[string]any) (*ServiceDefinition, error) {
 // DecodeCheckDefinition decodes a check definition like
 // DecodeServiceDefinition does.
 func DecodeCheckDefinition(m map[string]any) (*CheckDefinition, error) {
-	def := &CheckDefinition{}
+	def := &CheckDefinition{H2PingUseTLS: true}
 	if err := decodeInto(reflect.ValueOf(def).Elem(), m, "check"); err != nil {
 		return nil, err
 	}
@@ -84,7 +84,10 @@ func decodeInto(v reflect.Value, m map[string]any, path string) error {
 	return nil
 }
 
-var durationType = reflect.TypeOf(state.Duration(0))
+var (
+	durationType        = reflect.TypeOf(state.Duration(0))
+	checkDefinitionType = reflect.TypeOf(CheckDefinition{})
+)
 
 func decodeValue(dst reflect.Value, raw any, path string) error {
 	if raw == nil {
@@ -125,6 +128,11 @@ func decodeValue(dst reflect.Value, raw any, path string) error {
 		m, ok := raw.(map[string]any)
 		if !ok {
 			return fmt.Errorf("%w: %s: expected an object, got %T", ErrDecode, path, raw)
+		}
+		if dst.Type() == checkDefinitionType {
+			// h2ping_use_tls defaults to true; only an explicit false turns
+			// TLS off.
+			dst.FieldByName("H2PingUseTLS").SetBool(true)
 		}
 		return decodeInto(dst, m, path)
 	case reflect.String:

@@ -127,8 +127,20 @@ func BuildCheck(def *CheckDefinition, opts ValidateOptions) (*state.HealthCheck,
 			return nil, badRequest("check %q: Interval is required for %s checks", id, kind)
 		}
 	}
+	if err := validateKindFields(id, kind, def); err != nil {
+		return nil, err
+	}
 	if def.Timeout < 0 {
 		return nil, badRequest("check %q: Timeout must not be negative", id)
+	}
+	if def.Interval < 0 {
+		return nil, badRequest("check %q: Interval must not be negative", id)
+	}
+	if def.OutputMaxSize < 0 {
+		return nil, badRequest("check %q: OutputMaxSize must not be negative", id)
+	}
+	if def.SuccessBeforePassing < 0 || def.FailuresBeforeWarning < 0 || def.FailuresBeforeCritical < 0 {
+		return nil, badRequest("check %q: SuccessBeforePassing, FailuresBeforeWarning and FailuresBeforeCritical must not be negative", id)
 	}
 	status := def.Status
 	if status == "" {
