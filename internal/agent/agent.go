@@ -12,9 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/serf/serf"
+
 	"github.com/cairn-io/cairn/internal/checks"
 	"github.com/cairn-io/cairn/internal/config"
 	"github.com/cairn-io/cairn/internal/dns"
+	"github.com/cairn-io/cairn/internal/gossip"
 	"github.com/cairn-io/cairn/internal/httpapi"
 	"github.com/cairn-io/cairn/internal/local"
 	"github.com/cairn-io/cairn/internal/rpc"
@@ -25,7 +28,6 @@ import (
 // Errors of the agent's lifecycle.
 var (
 	ErrInvalidOptions = errors.New("agent: invalid options")
-	ErrClientMode     = errors.New("agent: client agents need the clustering feature; run with -server or -dev")
 	ErrNotStarted     = errors.New("agent: not started")
 	ErrShutdown       = errors.New("agent: shut down")
 )
@@ -56,9 +58,15 @@ type Agent struct {
 	fullSyncInterval time.Duration
 	reapInterval     time.Duration
 
+	// gossipTune, when set (tests), tunes the LAN pool's serf config.
+	gossipTune func(*serf.Config)
+
 	// Set by Start, read-only afterwards.
 	nodeID  string
-	srv     *server.Server
+	srv     *server.Server // nil on a client agent
+	lan     *gossip.Pool   // nil when ports.serf_lan is -1
+	wan     *gossip.Pool   // servers only; nil when ports.serf_wan is -1
+	rpcPool *rpc.ConnPool  // client agents: connections to the servers
 	caller  rpc.Caller
 	local   *local.State
 	httpSrv *http.Server
@@ -161,7 +169,8 @@ func (a *Agent) HTTPAddr() string {
 // NodeID returns the node's ID (known after Start).
 func (a *Agent) NodeID() string { return a.nodeID }
 
-// Caller returns the RPC caller the agent uses (in-process server for now).
+// Caller returns the RPC caller the agent uses: the in-process server on a
+// server agent, the server router on a client agent.
 func (a *Agent) Caller() rpc.Caller { return a.caller }
 
 // Start brings the agent up: node ID, server, local state with the services
@@ -179,9 +188,6 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.started = time.Now()
 
 	cfg := a.cfg
-	if !cfg.Server && !cfg.Dev {
-		return ErrClientMode
-	}
 	nodeID, err := loadNodeID(cfg)
 	if err != nil {
 		return err
@@ -196,52 +202,23 @@ func (a *Agent) Start(ctx context.Context) error {
 	tagged := taggedAddresses(adv, advWAN)
 	a.nodeMeta = nodeMeta(cfg.NodeMeta)
 
-	srvCfg := server.Config{
-		NodeName:         cfg.NodeName,
-		NodeID:           nodeID,
-		Datacenter:       cfg.Datacenter,
-		DataDir:          cfg.DataDir,
-		InMemory:         cfg.Dev,
-		Bootstrap:        cfg.Bootstrap || cfg.Dev || cfg.BootstrapExpect == 1,
-		RaftMultiplier:   cfg.RaftMultiplier,
-		NodeAddress:      adv,
-		TaggedAddresses:  tagged,
-		NodeMeta:         a.nodeMeta,
-		ServerPort:       cfg.PortServer,
-		KVMaxValueSize:   cfg.KVMaxValueSize,
-		SnapshotInterval: cfg.RaftSnapshotInterval,
-		// raft_snapshot_threshold and raft_trailing_logs (validated >= 1, >= 0).
-		SnapshotThreshold: uint64(max(cfg.RaftSnapshotThreshold, 0)),
-		TrailingLogs:      uint64(max(cfg.RaftTrailingLogs, 0)),
-		Logger:            a.logger,
-	}
-	if port := cfg.PortServer; port > 0 {
-		// Also set in -dev: the in-memory transport may use it as its
-		// address, so /v1/status/leader shows a real host:port.
-		srvCfg.RaftAdvertise = net.JoinHostPort(adv, strconv.Itoa(port))
-	}
-	if !cfg.Dev {
-		bind := cfg.BindAddr
-		if bind == "" {
-			bind = "0.0.0.0"
+	if a.isServer() {
+		if err := a.startServer(adv, tagged); err != nil {
+			return err
 		}
-		if cfg.PortServer < 0 {
-			return fmt.Errorf("%w: a server needs the server port (ports.server)", ErrInvalidOptions)
+	} else {
+		a.rpcPool = rpc.NewConnPool(rpc.ConnPoolConfig{
+			DefaultQueryTime: cfg.DefaultQueryTime,
+			MaxQueryTime:     cfg.MaxQueryTime,
+			Logger:           a.logger.With("component", "rpc.pool"),
+		})
+		hold := cfg.RPCHoldTimeout
+		if hold <= 0 {
+			hold = server.DefaultRPCHoldTimeout
 		}
-		srvCfg.RaftBindAddr = net.JoinHostPort(bind, strconv.Itoa(cfg.PortServer))
+		a.caller = &router{pool: a.rpcPool, members: a.lanMembers, dc: cfg.Datacenter, hold: hold,
+			stopCh: a.stopCh, logger: a.logger.With("component", "router")}
 	}
-	if cfg.RaftSnapshotThreshold > 0 {
-		srvCfg.SnapshotThreshold = uint64(cfg.RaftSnapshotThreshold)
-	}
-	srv, err := server.New(srvCfg)
-	if err != nil {
-		return fmt.Errorf("agent: create server: %w", err)
-	}
-	a.srv = srv
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("agent: start server: %w", err)
-	}
-	a.caller = srv
 
 	a.local = local.NewState(local.Config{
 		NodeName:            cfg.NodeName,
@@ -268,12 +245,69 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := a.startDNS(); err != nil {
 		return err
 	}
+	if err := a.startGossip(); err != nil {
+		return err
+	}
 
-	a.wg.Add(2)
-	go a.syncLoop(srv.LeaderReady())
+	hint := make(chan struct{})
+	a.wg.Add(3)
+	go a.watchLeader(hint)
+	go a.syncLoop(hint)
 	go a.reapLoop()
 
 	a.logger.Info("agent started", "node", cfg.NodeName, "node_id", nodeID, "datacenter", cfg.Datacenter, "http_addr", a.HTTPAddr())
+	return nil
+}
+
+// startServer creates and starts this agent's server: Raft and the RPC
+// server share the server port (also in -dev, so a dev server can be
+// reached by other agents; -dev keeps its stores in memory).
+func (a *Agent) startServer(adv string, tagged map[string]string) error {
+	cfg := a.cfg
+	srvCfg := server.Config{
+		NodeName:         cfg.NodeName,
+		NodeID:           a.nodeID,
+		Datacenter:       cfg.Datacenter,
+		DataDir:          cfg.DataDir,
+		InMemory:         cfg.Dev,
+		Bootstrap:        cfg.Bootstrap || cfg.Dev || cfg.BootstrapExpect == 1,
+		BootstrapExpect:  cfg.BootstrapExpect,
+		RPCHoldTimeout:   cfg.RPCHoldTimeout,
+		RaftMultiplier:   cfg.RaftMultiplier,
+		NodeAddress:      adv,
+		TaggedAddresses:  tagged,
+		NodeMeta:         a.nodeMeta,
+		ServerPort:       cfg.PortServer,
+		KVMaxValueSize:   cfg.KVMaxValueSize,
+		SnapshotInterval: cfg.RaftSnapshotInterval,
+		// raft_snapshot_threshold and raft_trailing_logs (validated >= 1, >= 0).
+		SnapshotThreshold: uint64(max(cfg.RaftSnapshotThreshold, 0)),
+		TrailingLogs:      uint64(max(cfg.RaftTrailingLogs, 0)),
+		Logger:            a.logger,
+	}
+	if cfg.PortServer >= 0 {
+		bind := cfg.BindAddr
+		if bind == "" {
+			bind = "0.0.0.0"
+		}
+		srvCfg.RaftBindAddr = net.JoinHostPort(bind, strconv.Itoa(cfg.PortServer))
+		// Port 0 (tests) is replaced by the bound port.
+		srvCfg.RaftAdvertise = net.JoinHostPort(adv, strconv.Itoa(cfg.PortServer))
+	} else if !cfg.Dev {
+		return fmt.Errorf("%w: a server needs the server port (ports.server)", ErrInvalidOptions)
+	}
+	if cfg.RaftSnapshotThreshold > 0 {
+		srvCfg.SnapshotThreshold = uint64(cfg.RaftSnapshotThreshold)
+	}
+	srv, err := server.New(srvCfg)
+	if err != nil {
+		return fmt.Errorf("agent: create server: %w", err)
+	}
+	a.srv = srv
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("agent: start server: %w", err)
+	}
+	a.caller = srv
 	return nil
 }
 
@@ -440,15 +474,65 @@ func (a *Agent) shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("agent: stop server: %w", err))
 		}
 	}
+	if err := a.shutdownGossip(); err != nil {
+		errs = append(errs, fmt.Errorf("agent: stop gossip: %w", err))
+	}
+	if a.rpcPool != nil {
+		_ = a.rpcPool.Shutdown()
+	}
 	a.logger.Info("agent stopped")
 	return errors.Join(errs...)
 }
 
-// Leave leaves the cluster gracefully and shuts down. Without gossip (a
-// later issue) there is nothing to announce yet, so it is Shutdown.
+// Leave leaves the cluster gracefully and shuts down: a server leaves the
+// Raft configuration (server.Leave), every agent announces its departure
+// on gossip so the leader deregisters its node instead of marking it
+// failed.
 func (a *Agent) Leave(ctx context.Context) error {
 	a.logger.Info("agent leaving")
-	return a.Shutdown(ctx)
+	a.mu.Lock()
+	started := a.state == stateStarted
+	a.mu.Unlock()
+	var leaveErr error
+	if started {
+		if err := a.leave(ctx); err != nil {
+			a.logger.Error("graceful leave failed", "error", err)
+			leaveErr = fmt.Errorf("agent: leave: %w", err)
+		}
+	}
+	return errors.Join(leaveErr, a.Shutdown(ctx))
+}
+
+// lanMembers returns the LAN pool's members (none without a pool).
+func (a *Agent) lanMembers() []serf.Member {
+	if a.lan == nil {
+		return nil
+	}
+	return a.lan.Members()
+}
+
+// watchLeader closes hint as soon as the servers report a leader, so the
+// first anti-entropy sync does not sit in a long backoff after a slow
+// election (bootstrap_expect waiting for its peers, a client joining).
+func (a *Agent) watchLeader(hint chan struct{}) {
+	defer a.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(a.stopCtx, time.Second)
+		var leader string
+		err := a.caller.RPC(ctx, rpc.MethodStatusLeader, &struct{}{}, &leader)
+		cancel()
+		if err == nil && leader != "" {
+			close(hint)
+			return
+		}
+		select {
+		case <-a.stopCh:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Reload re-reads the configuration through Options.Reload and applies what

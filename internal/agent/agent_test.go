@@ -41,6 +41,8 @@ func devConfig() *config.RuntimeConfig {
 	cfg.PortHTTP = 0
 	cfg.PortDNS = -1
 	cfg.PortServer = 0
+	cfg.PortSerfLAN = 0
+	cfg.PortSerfWAN = 0
 	cfg.PortGRPC = -1
 	return cfg
 }
@@ -174,8 +176,6 @@ func TestAgent_CheckRegistrationErrors(t *testing.T) {
 	ag := client.Agent()
 	err := ag.CheckRegister(&api.AgentCheckRegistration{Name: "s", AgentServiceCheck: api.AgentServiceCheck{Args: []string{"true"}, Interval: "10s"}})
 	require.ErrorContains(t, err, "Scripts are disabled on this agent")
-	err = ag.CheckRegister(&api.AgentCheckRegistration{Name: "g", AgentServiceCheck: api.AgentServiceCheck{GRPC: "localhost:1", Interval: "10s"}})
-	require.ErrorContains(t, err, "not supported")
 	err = ag.CheckRegister(&api.AgentCheckRegistration{Name: "x"})
 	require.ErrorContains(t, err, "400")
 	err = ag.ServiceRegister(&api.AgentServiceRegistration{ID: "x"})
@@ -340,11 +340,15 @@ func TestAgent_LifecycleErrors(t *testing.T) {
 	_, err = New(Options{Config: &config.RuntimeConfig{NodeName: "n", Datacenter: "dc1"}})
 	require.ErrorIs(t, err, ErrInvalidOptions) // no data dir
 
+	// A client agent whose start_join reaches nobody fails to start.
 	cfg := config.DefaultConfig()
 	cfg.NodeName, cfg.DataDir = "c1", t.TempDir()
+	cfg.BindAddr = "127.0.0.1"
+	cfg.PortHTTP, cfg.PortDNS, cfg.PortSerfLAN, cfg.PortSerfWAN = -1, -1, 0, -1
+	cfg.StartJoin = []string{"127.0.0.1:1"}
 	a, err := New(Options{Config: cfg})
 	require.NoError(t, err)
-	require.ErrorIs(t, a.Start(context.Background()), ErrClientMode)
+	require.ErrorContains(t, a.Start(context.Background()), "join")
 	require.NoError(t, a.Shutdown(context.Background()))
 	require.NoError(t, a.Shutdown(context.Background()))
 	<-a.Done()

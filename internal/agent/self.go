@@ -22,34 +22,16 @@ func (a *Agent) versionString() string {
 	return version.Human()
 }
 
-// member returns this agent as a LAN (or WAN) gossip member. Until the
-// gossip layer lands it is the only member.
+// member returns this agent as a LAN (or WAN) gossip member: its pool's
+// own entry, or a synthetic one when the pool is disabled.
 func (a *Agent) member(wan bool) httpapi.Member {
+	if p := a.pool(wan); p != nil {
+		if lm := p.LocalMember(); lm.Name != "" {
+			return toMember(lm)
+		}
+	}
 	cfg := a.cfg
-	role := "node"
-	if cfg.Server || cfg.Dev {
-		role = "consul"
-	}
-	tags := map[string]string{
-		"role":     role,
-		"dc":       cfg.Datacenter,
-		"segment":  "",
-		"id":       a.nodeID,
-		"vsn":      "2",
-		"vsn_min":  "2",
-		"vsn_max":  "3",
-		"build":    a.versionString() + ":" + version.GitCommit,
-		"raft_vsn": "3",
-	}
-	if role == "consul" {
-		tags["port"] = strconv.Itoa(cfg.PortServer)
-		if cfg.Bootstrap || cfg.Dev {
-			tags["bootstrap"] = "1"
-		}
-		if cfg.BootstrapExpect > 0 {
-			tags["expect"] = strconv.Itoa(cfg.BootstrapExpect)
-		}
-	}
+	tags := a.gossipTags()
 	name, port := cfg.NodeName, cfg.PortSerfLAN
 	addr := advertiseAddr(cfg)
 	if wan {
@@ -71,15 +53,6 @@ func (a *Agent) member(wan bool) httpapi.Member {
 		ProtocolMin: protocolMin, ProtocolMax: protocolMax, ProtocolCur: protocolCur,
 		DelegateMin: delegateMin, DelegateMax: delegateMax, DelegateCur: delegateCur,
 	}
-}
-
-// Members returns the gossip members: for now this agent alone (on the WAN
-// only when it is a server).
-func (a *Agent) Members(wan bool) []httpapi.Member {
-	if wan && !(a.cfg.Server || a.cfg.Dev) {
-		return []httpapi.Member{}
-	}
-	return []httpapi.Member{a.member(wan)}
 }
 
 // Self returns the body of /v1/agent/self. The official client reads

@@ -35,6 +35,7 @@ func startAgent(t *testing.T) string {
 	cfg := config.DevConfig()
 	cfg.NodeName = "cli-node"
 	cfg.PortHTTP, cfg.PortServer = 0, 0
+	cfg.PortSerfLAN, cfg.PortSerfWAN = 0, 0
 	cfg.PortDNS, cfg.PortGRPC = -1, -1
 	reload := func() (*config.RuntimeConfig, []string, error) { return cfg.Clone(), nil, nil }
 	a, err := agent.New(agent.Options{Config: cfg, Reload: reload, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"})

@@ -15,6 +15,8 @@ const (
 	DefaultSnapshotInterval  = 30 * time.Second
 	DefaultTrailingLogs      = 10240
 	DefaultRaftBindAddr      = "127.0.0.1:8300"
+	// DefaultRPCHoldTimeout is Consul's performance.rpc_hold_timeout.
+	DefaultRPCHoldTimeout = 7 * time.Second
 )
 
 // ErrInvalidConfig wraps every configuration validation failure.
@@ -34,11 +36,24 @@ type Config struct {
 	// its Raft state is empty.
 	Bootstrap bool
 
+	// BootstrapExpect > 1 makes this server wait until that many servers
+	// of its datacenter are known through gossip (SetLANMembers) and then
+	// bootstrap Raft with all of them, unless one of them already has Raft
+	// state (membership.go).
+	BootstrapExpect int
+	// RPCHoldTimeout is how long a request that needs the leader waits for
+	// one (during an election) before failing with rpc.ErrNoLeader
+	// (default DefaultRPCHoldTimeout).
+	RPCHoldTimeout time.Duration
+
 	// RaftMultiplier (>=1) scales Raft's timeouts; 1 is tuned for a LAN.
 	RaftMultiplier int
-	// RaftBindAddr is the Raft TCP transport's listen address when not
-	// InMemory; RaftAdvertise the address other servers dial (defaults to
-	// the listener's address).
+	// RaftBindAddr is the server port's listen address: Raft and the
+	// internal RPC share it (rpc.Mux). It defaults to DefaultRaftBindAddr
+	// unless InMemory; an InMemory server with no RaftBindAddr uses an
+	// in-memory Raft transport and serves no network RPC. RaftAdvertise is
+	// the address other servers dial (defaults to the listener's address;
+	// a port of 0 is replaced by the bound port).
 	RaftBindAddr  string
 	RaftAdvertise string
 
@@ -94,6 +109,20 @@ func (c Config) withDefaults() (Config, error) {
 				return c, fmt.Errorf("%w: raft advertise address %q: %v", ErrInvalidConfig, c.RaftAdvertise, err)
 			}
 		}
+	}
+	if c.RaftBindAddr != "" {
+		if _, _, err := net.SplitHostPort(c.RaftBindAddr); err != nil {
+			return c, fmt.Errorf("%w: raft bind address %q: %v", ErrInvalidConfig, c.RaftBindAddr, err)
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		return c, fmt.Errorf("%w: bootstrap_expect %d is negative", ErrInvalidConfig, c.BootstrapExpect)
+	}
+	if c.RPCHoldTimeout < 0 {
+		return c, fmt.Errorf("%w: rpc_hold_timeout %s is negative", ErrInvalidConfig, c.RPCHoldTimeout)
+	}
+	if c.RPCHoldTimeout == 0 {
+		c.RPCHoldTimeout = DefaultRPCHoldTimeout
 	}
 	if c.NodeAddress == "" {
 		c.NodeAddress = "127.0.0.1"

@@ -79,6 +79,9 @@ func (s *Server) leaderLoop(stopCh <-chan struct{}) {
 				s.readyForReads.Store(true)
 				s.readyOnce.Do(func() { close(s.readyCh) })
 				s.startAutopilot()
+				if !s.reconcile() {
+					retry = time.After(leaderRetryDelay)
+				}
 			}
 		}
 		select {
@@ -87,14 +90,39 @@ func (s *Server) leaderLoop(stopCh <-chan struct{}) {
 		case <-s.shutdownCh:
 			return
 		case <-retry:
+			retry = nil
+			if established && !s.reconcile() {
+				retry = time.After(leaderRetryDelay)
+			}
 		case <-ticker.C:
+			if established && !s.reconcile() {
+				retry = time.After(leaderRetryDelay)
+			}
+		case <-s.reconcileCh:
 			if established {
-				if err := s.reconcileSelf(); err != nil {
-					s.logger.Error("failed to reconcile this server in the catalog", "error", err)
+				if !s.reconcile() {
+					retry = time.After(leaderRetryDelay)
 				}
+				s.RemoveDeadServers()
 			}
 		}
 	}
+}
+
+// reconcile brings this server's own catalog entry and the gossip members
+// into the catalog and the Raft configuration (membership.go). It reports
+// whether everything succeeded; the leader loop retries soon if not.
+func (s *Server) reconcile() bool {
+	ok := true
+	if err := s.reconcileSelf(); err != nil {
+		s.logger.Error("failed to reconcile this server in the catalog", "error", err)
+		ok = false
+	}
+	if err := s.reconcileMembers(); err != nil {
+		s.logger.Error("failed to reconcile gossip members", "error", err)
+		ok = false
+	}
+	return ok
 }
 
 // establishLeadership waits until every entry committed by earlier leaders

@@ -7,11 +7,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+
+	"github.com/cairn-io/cairn/internal/rpc"
 )
 
 // Base Raft timings for RaftMultiplier 1. A follower notices a dead leader
@@ -29,7 +32,12 @@ const (
 type raftParts struct {
 	raft      *raft.Raft
 	transport raft.Transport
-	closers   []io.Closer
+	// mux is the server port shared by Raft and the RPC server (nil with
+	// the in-memory transport).
+	mux     *rpc.Mux
+	closers []io.Closer
+	// hasState is whether Raft had a log or snapshot when it was opened.
+	hasState bool
 }
 
 func (s *Server) raftConfig() *raft.Config {
@@ -64,10 +72,6 @@ func (s *Server) openRaft() (*raftParts, error) {
 		store := raft.NewInmemStore()
 		logs, stable = store, store
 		snaps = raft.NewInmemSnapshotStore()
-		// The in-memory transport takes the advertised address so
-		// /v1/status/leader shows host:port, as in durable mode.
-		_, trans := raft.NewInmemTransport(raft.ServerAddress(s.cfg.RaftAdvertise))
-		parts.transport = trans
 	} else {
 		dir := filepath.Join(s.cfg.DataDir, "raft")
 		walDir := filepath.Join(dir, "wal")
@@ -91,30 +95,24 @@ func (s *Server) openRaft() (*raftParts, error) {
 			return nil, fmt.Errorf("server: open raft snapshots in %s: %w", dir, err)
 		}
 		snaps = fss
-		var advertise net.Addr
-		if s.cfg.RaftAdvertise != "" {
-			a, err := net.ResolveTCPAddr("tcp", s.cfg.RaftAdvertise)
-			if err != nil {
-				parts.close()
-				return nil, fmt.Errorf("server: resolve raft advertise address %q: %w", s.cfg.RaftAdvertise, err)
-			}
-			advertise = a
-		}
-		trans, err := raft.NewTCPTransportWithLogger(s.cfg.RaftBindAddr, advertise, 3, 10*time.Second,
-			newHCLogAdapter(s.logger, "raft.transport"))
-		if err != nil {
-			parts.close()
-			return nil, fmt.Errorf("server: raft transport on %s: %w", s.cfg.RaftBindAddr, err)
-		}
+	}
+	if s.cfg.InMemory && s.cfg.RaftBindAddr == "" {
+		// The in-memory transport takes the advertised address so
+		// /v1/status/leader shows host:port, as in durable mode.
+		_, trans := raft.NewInmemTransport(raft.ServerAddress(s.cfg.RaftAdvertise))
 		parts.transport = trans
+	} else if err := s.openNetworkTransport(parts); err != nil {
+		parts.close()
+		return nil, err
 	}
 
+	hasState, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		parts.close()
+		return nil, fmt.Errorf("server: inspect raft state: %w", err)
+	}
+	parts.hasState = hasState
 	if s.cfg.Bootstrap {
-		hasState, err := raft.HasExistingState(logs, stable, snaps)
-		if err != nil {
-			parts.close()
-			return nil, fmt.Errorf("server: inspect raft state: %w", err)
-		}
 		if !hasState {
 			cfg := raft.Configuration{Servers: []raft.Server{{
 				Suffrage: raft.Voter, ID: conf.LocalID, Address: parts.transport.LocalAddr(),
@@ -144,10 +142,61 @@ func (p *raftParts) close() error {
 			errs = append(errs, fmt.Errorf("server: close raft transport: %w", err))
 		}
 	}
+	if p.mux != nil {
+		if err := p.mux.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("server: close server port: %w", err))
+		}
+	}
 	for _, c := range p.closers {
 		if err := c.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("server: close raft store: %w", err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// raftTransportTimeout bounds one Raft RPC (AppendEntries, RequestVote,
+// InstallSnapshot chunks) over the network transport.
+const raftTransportTimeout = 10 * time.Second
+
+// openNetworkTransport binds the server port, puts the first-byte Mux on
+// it and builds Raft's network transport over the Mux's Raft connections;
+// the RPC server (Start) takes the Mux's RPC connections.
+func (s *Server) openNetworkTransport(parts *raftParts) error {
+	bind := s.cfg.RaftBindAddr
+	if bind == "" {
+		bind = DefaultRaftBindAddr
+	}
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return fmt.Errorf("server: listen on server port %s: %w", bind, err)
+	}
+	mux := rpc.NewMux(ln, rpc.MuxConfig{Logger: s.logger.With("component", "rpc")})
+	parts.mux = mux
+	bound := ln.Addr().(*net.TCPAddr)
+	var advertise net.Addr = bound
+	if s.cfg.RaftAdvertise != "" {
+		host, port, err := net.SplitHostPort(s.cfg.RaftAdvertise)
+		if err != nil {
+			return fmt.Errorf("server: raft advertise address %q: %w", s.cfg.RaftAdvertise, err)
+		}
+		if port == "0" || port == "" {
+			port = strconv.Itoa(bound.Port)
+		}
+		a, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			return fmt.Errorf("server: resolve raft advertise address %q: %w", s.cfg.RaftAdvertise, err)
+		}
+		advertise = a
+	} else if bound.IP.IsUnspecified() {
+		return fmt.Errorf("%w: server port bound to %s needs an advertise address", ErrInvalidConfig, bound)
+	}
+	layer := rpc.NewRaftLayer(advertise, mux)
+	parts.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  layer,
+		MaxPool: 3,
+		Timeout: raftTransportTimeout,
+		Logger:  newHCLogAdapter(s.logger, "raft.transport"),
+	})
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +50,17 @@ type Server struct {
 
 	// op holds the autopilot and membership wiring (autopilot.go).
 	op operatorState
+
+	// Clustering (membership.go, forward.go). pool forwards requests to
+	// the leader and reaches other servers; rpcSrv serves the network RPC
+	// on the server port; both exist while started with a network
+	// transport.
+	pool        *rpc.ConnPool
+	rpcCancel   context.CancelFunc
+	rpcDone     chan struct{}
+	members     membership
+	memberCh    chan struct{} // member changes for the bootstrap loop (cap 1)
+	reconcileCh chan struct{} // member changes for the leader loop (cap 1)
 }
 
 // New validates cfg and allocates a server. It does no I/O.
@@ -68,6 +81,8 @@ func New(cfg Config) (*Server, error) {
 		raftNotifyCh: make(chan bool, 10),
 		shutdownCh:   make(chan struct{}),
 		readyCh:      make(chan struct{}),
+		memberCh:     make(chan struct{}, 1),
+		reconcileCh:  make(chan struct{}, 1),
 	}
 	s.endpoints = s.endpointTable()
 	return s, nil
@@ -89,11 +104,34 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.parts, s.raft, s.started = parts, parts.raft, true
+	if s.cfg.ServerPort == 0 && parts.mux != nil {
+		// Port 0 was asked for (tests): the consul service shows the
+		// bound port.
+		if _, p, err := net.SplitHostPort(string(parts.transport.LocalAddr())); err == nil {
+			s.cfg.ServerPort, _ = strconv.Atoi(p)
+		}
+	}
+	s.pool = rpc.NewConnPool(rpc.ConnPoolConfig{Logger: s.logger.With("component", "rpc.pool")})
+	s.op.mu.Lock()
+	if s.op.caller == nil {
+		s.op.caller = s.callServer
+	}
+	s.op.mu.Unlock()
+	if err := s.startRPCServer(parts); err != nil {
+		return err
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.monitorLeadership()
 	}()
+	if s.cfg.BootstrapExpect > 1 && !s.cfg.Bootstrap && !parts.hasState {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.bootstrapLoop()
+		}()
+	}
 	s.logger.Info("server started", "node", s.cfg.NodeName, "datacenter", s.cfg.Datacenter,
 		"in_memory", s.cfg.InMemory)
 	return nil
@@ -111,17 +149,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped = true
 	close(s.shutdownCh)
 	parts := s.parts
+	rpcCancel, rpcDone, pool := s.rpcCancel, s.rpcDone, s.pool
 	s.lifecycleMu.Unlock()
 
 	done := make(chan error, 1)
 	go func() {
 		var errs []error
-		if parts != nil {
+		if parts != nil && parts.raft != nil {
 			if err := parts.raft.Shutdown().Error(); err != nil {
 				errs = append(errs, fmt.Errorf("server: shut down raft: %w", err))
 			}
 		}
 		s.wg.Wait()
+		if rpcCancel != nil {
+			rpcCancel()
+			<-rpcDone
+		}
+		if pool != nil {
+			_ = pool.Shutdown()
+		}
 		if parts != nil {
 			errs = append(errs, parts.close())
 		}
@@ -167,8 +213,11 @@ func (s *Server) Leader() string {
 // leadership (Raft barrier passed and this node registered itself).
 func (s *Server) LeaderReady() <-chan struct{} { return s.readyCh }
 
-// RPC implements rpc.Caller by dispatching in-process to the endpoint
-// named by method.
+// RPC implements rpc.Caller by dispatching to the endpoint named by method:
+// in-process when this server may answer (stale reads, status, its own Raft
+// stats, anything on the leader), else forwarded to the leader, waiting up
+// to RPCHoldTimeout for one during an election (forward.go). It is also the
+// handler of the network RPC served on the server port.
 func (s *Server) RPC(ctx context.Context, method string, args, reply any) error {
 	h, ok := s.endpoints[method]
 	if !ok {
@@ -177,7 +226,10 @@ func (s *Server) RPC(ctx context.Context, method string, args, reply any) error 
 	if s.raftOrNil() == nil {
 		return ErrNotStarted
 	}
-	return h(ctx, args, reply)
+	if !needsLeader(method, args) {
+		return h(ctx, args, reply)
+	}
+	return s.leaderRPC(ctx, method, h, args, reply)
 }
 
 var _ rpc.Caller = (*Server)(nil)
@@ -201,11 +253,14 @@ func (s *Server) raftApply(t MessageType, req any) (any, error) {
 	}
 	f := r.Apply(buf, applyTimeout)
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
-			errors.Is(err, raft.ErrRaftShutdown) {
+		// Only ErrNotLeader means the entry was never accepted, so only it
+		// may be retried (forward.go holds and retries rpc.ErrNoLeader).
+		// After ErrLeadershipLost or ErrRaftShutdown the entry may still
+		// commit: the outcome is unknown and must not be retried.
+		if errors.Is(err, raft.ErrNotLeader) {
 			return nil, fmt.Errorf("server: apply: %v: %w", err, rpc.ErrNoLeader)
 		}
-		return nil, fmt.Errorf("server: apply: %w", err)
+		return nil, fmt.Errorf("server: apply (outcome unknown): %w", err)
 	}
 	resp := f.Response()
 	if err, ok := resp.(error); ok {

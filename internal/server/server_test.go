@@ -41,7 +41,9 @@ func testConfig(t *testing.T) Config {
 		InMemory:   true,
 		Bootstrap:  true,
 		ServerPort: 8300,
-		Logger:     testLogger(t),
+		// A lone server without a leader need not hold requests long.
+		RPCHoldTimeout: 100 * time.Millisecond,
+		Logger:         testLogger(t),
 	}
 }
 

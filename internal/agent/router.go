@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/cairn-io/cairn/internal/gossip"
+	"github.com/cairn-io/cairn/internal/rpc"
+)
+
+// ErrNoServers is returned by a client agent's RPCs while no server of its
+// datacenter is known (Consul: "No known Consul servers").
+var ErrNoServers = errors.New("agent: no known servers")
+
+// Router backoff while a request is held (no server known, or no leader).
+const (
+	routerBackoffMin = 10 * time.Millisecond
+	routerBackoffMax = 250 * time.Millisecond
+)
+
+// router is a client agent's rpc.Caller: it sends every request to one of
+// the datacenter's servers that gossip reports alive, staying with the
+// same server until it fails, and moves on to another when a connection
+// cannot be made. A request is held, with jittered backoff, while no
+// server is known or the servers report no leader, for up to the hold
+// timeout (rpc_hold_timeout). Failures that leave the outcome unknown
+// (a timeout after the request was sent) are returned, never retried.
+type router struct {
+	pool    *rpc.ConnPool
+	members func() []serf.Member
+	dc      string
+	hold    time.Duration
+	stopCh  <-chan struct{}
+	logger  *slog.Logger
+
+	mu      sync.Mutex // guards current
+	current string     // address of the sticky server ("" = pick anew)
+}
+
+var _ rpc.Caller = (*router)(nil)
+
+// servers returns the alive servers of the router's datacenter.
+func (r *router) servers() []*gossip.ServerInfo {
+	if r.members == nil {
+		return nil
+	}
+	var out []*gossip.ServerInfo
+	for _, m := range r.members() {
+		info, ok := gossip.IsServer(m)
+		if !ok || info.Status != serf.StatusAlive || (info.Datacenter != "" && info.Datacenter != r.dc) {
+			continue
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// pick returns the sticky server if it is still alive and not in skip,
+// else a random other one (which becomes sticky).
+func (r *router) pick(skip map[string]bool) *gossip.ServerInfo {
+	servers := r.servers()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var candidates []*gossip.ServerInfo
+	for _, s := range servers {
+		addr := s.Addr.String()
+		if skip[addr] {
+			continue
+		}
+		if addr == r.current {
+			return s
+		}
+		candidates = append(candidates, s)
+	}
+	if len(candidates) == 0 {
+		return nil
+	}
+	s := candidates[rand.N(len(candidates))]
+	r.current = s.Addr.String()
+	return s
+}
+
+// forget drops addr as the sticky server.
+func (r *router) forget(addr string) {
+	r.mu.Lock()
+	if r.current == addr {
+		r.current = ""
+	}
+	r.mu.Unlock()
+}
+
+// RPC implements rpc.Caller.
+func (r *router) RPC(ctx context.Context, method string, args, reply any) error {
+	deadline := time.Now().Add(r.hold)
+	backoff := routerBackoffMin
+	tried := map[string]bool{}
+	for {
+		srv := r.pick(tried)
+		if srv == nil && len(tried) > 0 {
+			// Every known server failed to connect once; start over.
+			tried = map[string]bool{}
+			srv = r.pick(tried)
+		}
+		var err error
+		retryNow := false
+		if srv == nil {
+			err = fmt.Errorf("%s: %w", method, ErrNoServers)
+		} else {
+			err = r.pool.RPC(ctx, srv.Addr, method, args, reply)
+			if err == nil {
+				return nil
+			}
+			addr := srv.Addr.String()
+			var remote *rpc.RemoteError
+			switch {
+			case errors.Is(err, rpc.ErrConnect):
+				// Never sent: another server may take it at once.
+				r.logger.Debug("rpc to server failed, trying another", "server", addr, "error", err)
+				r.forget(addr)
+				r.pool.Remove(srv.Addr)
+				tried[addr] = true
+				retryNow = true
+			case errors.Is(err, rpc.ErrNoLeader):
+				// Not applied; wait for the election.
+			case errors.As(err, &remote):
+				return err
+			default:
+				// Sent but no usable reply (timeout, broken session): the
+				// outcome is unknown, so return it, but use another
+				// server next time.
+				r.forget(addr)
+				return err
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", method, ctx.Err())
+		}
+		if retryNow && time.Now().Before(deadline) {
+			continue
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		if time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: %w", method, ctx.Err())
+		case <-r.stopCh:
+			t.Stop()
+			return err
+		}
+		backoff = min(2*backoff, routerBackoffMax)
+	}
+}
