@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -258,14 +257,4 @@ func modeStatus(mode string) string {
 		return state.HealthWarning
 	}
 	return state.HealthCritical
-}
-
-// contains reports whether any element of ss contains sub.
-func contains(ss []string, sub string) bool {
-	for _, s := range ss {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
 }

@@ -46,9 +46,14 @@ func probeTCP(ctx context.Context, cfg TCPConfig) (string, string) {
 	}
 	defer func() { _ = conn.Close() }()
 	if cfg.UseTLS {
+		serverName := cfg.TLSServerName
+		if serverName == "" {
+			// Verify against the dialled host, as an HTTPS client would.
+			serverName, _, _ = net.SplitHostPort(cfg.Address)
+		}
 		tc := tls.Client(conn, &tls.Config{
 			InsecureSkipVerify: cfg.TLSSkipVerify, //nolint:gosec // user-configured tls_skip_verify
-			ServerName:         cfg.TLSServerName,
+			ServerName:         serverName,
 		})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return "critical", fmt.Sprintf("TCP+TLS connect %s: %v", cfg.Address, err)
