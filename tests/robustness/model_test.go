@@ -177,6 +177,38 @@ func TestModel_LargeSequentialHistory(t *testing.T) {
 	t.Logf("checked %d ops in %s", len(rec.History().Records), time.Since(start))
 }
 
+// TestCheck_UnobservedUnknowns: dropping unknown writes nobody read is only
+// a shortcut to Ok; an Illegal verdict comes from the whole history.
+func TestCheck_UnobservedUnknowns(t *testing.T) {
+	// The failed CAS is legal only because the unobserved unknown put of
+	// "2" may have been applied before it.
+	h := History{Records: []Record{
+		put(0, "a", "1", 0, 10),
+		unknown(put(1, "a", "2", 20, 0)),
+		cas(2, "a", "1", "3", false, 30, 40),
+		unknown(put(3, "a", "9", 50, 0)),
+	}}
+	if n := len(h.WithoutUnobservedUnknowns().Records); n != 2 {
+		t.Fatalf("reduced history has %d records, want 2", n)
+	}
+	if res, _ := Check(h, 10*time.Second); res != porcupine.Ok {
+		t.Fatalf("got %s, want Ok", res)
+	}
+	// An observed unknown write is kept.
+	h.Records = append(h.Records, get(4, "a", true, "9", 60, 70))
+	if n := len(h.WithoutUnobservedUnknowns().Records); n != 4 {
+		t.Fatalf("reduced history has %d records, want 4", n)
+	}
+	if res, _ := Check(h, 10*time.Second); res != porcupine.Ok {
+		t.Fatalf("got %s, want Ok", res)
+	}
+	// Still Illegal when it is.
+	h.Records = append(h.Records, get(5, "a", true, "1", 80, 90))
+	if res, _ := Check(h, 10*time.Second); res != porcupine.Illegal {
+		t.Fatalf("got %s, want Illegal", res)
+	}
+}
+
 func TestHistory_SaveLoadVisualize(t *testing.T) {
 	h := History{
 		Records: []Record{

@@ -20,6 +20,9 @@ import (
 // so a request held across an election can still succeed.
 const opTimeout = 10 * time.Second
 
+// errorBackoff is a worker's pause after a failed operation.
+const errorBackoff = 100 * time.Millisecond
+
 // workload runs KV clients against a set of agents and records their
 // operations.
 type workload struct {
@@ -83,6 +86,12 @@ func (w *workload) worker(ctx context.Context, id int) {
 			in = Input{Kind: KindCAS, Key: key, Value: value, Expect: last[key].value}
 		}
 		rec, s, keep := w.do(ai, in, last[key].index)
+		pause := w.think
+		if rec.Err != "" {
+			// Back off after an error: hammering an agent that is down
+			// or electing only piles up operations of unknown outcome.
+			pause = errorBackoff
+		}
 		rec.ClientID = client
 		if keep {
 			w.rec.Add(rec)
@@ -96,7 +105,7 @@ func (w *workload) worker(ctx context.Context, id int) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(w.think):
+		case <-time.After(pause):
 		}
 	}
 }
