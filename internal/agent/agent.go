@@ -304,6 +304,16 @@ func (a *Agent) startServer(adv string, tagged map[string]string) error {
 		return fmt.Errorf("agent: create server: %w", err)
 	}
 	a.srv = srv
+	ap := cfg.Autopilot
+	if err := srv.SetAutopilotDefaults(state.AutopilotConfig{
+		CleanupDeadServers:      ap.CleanupDeadServers,
+		LastContactThreshold:    state.Duration(ap.LastContactThreshold),
+		MaxTrailingLogs:         uint64(max(ap.MaxTrailingLogs, 0)),
+		MinQuorum:               uint(max(ap.MinQuorum, 0)),
+		ServerStabilizationTime: state.Duration(ap.ServerStabilizationTime),
+	}); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("agent: start server: %w", err)
 	}
