@@ -15,6 +15,8 @@ import (
 	"github.com/cairn-io/cairn/internal/version"
 )
 
+var _ httpapi.ClusterBackend = (*Agent)(nil)
+
 // ErrNoGossip is returned by cluster operations on an agent whose gossip
 // pool is disabled (serf port -1).
 var ErrNoGossip = errors.New("agent: gossip is disabled")
@@ -223,15 +225,20 @@ func (a *Agent) Join(addrs []string, wan bool) (int, error) {
 }
 
 // ForceLeave moves a failed member of the LAN pool (and of the WAN pool on
-// servers) to left; with prune it is forgotten at once.
-func (a *Agent) ForceLeave(node string, prune bool) error {
+// servers, where it is named node.dc) to left; with prune it is forgotten
+// at once. wanOnly leaves the LAN pool alone.
+func (a *Agent) ForceLeave(node string, prune, wanOnly bool) error {
+	if wanOnly {
+		if a.wan == nil {
+			return ErrNoGossip
+		}
+		return a.wan.ForceLeave(node, prune)
+	}
 	if a.lan == nil {
 		return ErrNoGossip
 	}
 	err := a.lan.ForceLeave(node, prune)
 	if a.wan != nil {
-		// On the WAN the member is named node.dc; try both forms.
-		_ = a.wan.ForceLeave(node, prune)
 		_ = a.wan.ForceLeave(node+"."+a.cfg.Datacenter, prune)
 	}
 	return err

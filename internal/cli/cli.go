@@ -128,6 +128,8 @@ func newRoot(u *ui) *cobra.Command {
 		leaf(u, "info", "Provides debugging information for operators", runInfo),
 		leaf(u, "reload", "Triggers the agent to reload configuration files", runReload),
 		leaf(u, "leave", "Gracefully leaves the cluster and shuts down", runLeave),
+		leaf(u, "join", "Tells the local agent to join a cluster", runJoin),
+		leaf(u, "force-leave", "Forces a member of the cluster to enter the \"left\" state", runForceLeave),
 		leaf(u, "maint", "Controls node or service maintenance mode", runMaint),
 		operatorGroup(u),
 	)

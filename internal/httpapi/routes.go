@@ -87,6 +87,8 @@ func (h *handler) routeTable() []route {
 		{[]string{put}, "/v1/agent/maintenance", h.agentMaintenance},
 		{[]string{put}, "/v1/agent/reload", h.agentReload},
 		{[]string{put}, "/v1/agent/leave", h.agentLeave},
+		{[]string{put}, "/v1/agent/join/", h.agentJoin},
+		{[]string{put}, "/v1/agent/force-leave/", h.agentForceLeave},
 	}
 }
 
