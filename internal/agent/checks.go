@@ -25,7 +25,7 @@ func (a *Agent) notifier() checks.Notifier {
 }
 
 // newRunner builds (but does not start) the runner of a validated check.
-// Maintenance checks have none (nil, nil). A kind this agent cannot run yet
+// Maintenance checks have none (nil, nil). An unknown kind
 // wraps rpc.ErrBadRequest.
 func (a *Agent) newRunner(hc *state.HealthCheck, def *local.CheckDefinition) (*runner, error) {
 	outputMax := def.OutputMaxSize
@@ -120,7 +120,7 @@ func (a *Agent) newRunner(hc *state.HealthCheck, def *local.CheckDefinition) (*r
 	case local.KindMaintenance:
 		return nil, nil
 	}
-	return nil, fmt.Errorf("%w: check %q: %s checks are not supported by this agent yet", rpc.ErrBadRequest, hc.CheckID, hc.Type)
+	return nil, fmt.Errorf("%w: check %q: unknown check kind %q", rpc.ErrBadRequest, hc.CheckID, hc.Type)
 }
 
 // aliasConfig wires an alias check to what it watches: the local state for
