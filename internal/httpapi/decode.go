@@ -42,12 +42,51 @@ func decodeServiceDefinition(data []byte) (*local.ServiceDefinition, error) {
 	if err := decodeNormalized(data, &def); err != nil {
 		return nil, err
 	}
+	// H2PING checks default to TLS; a bool's zero value cannot say whether
+	// the client left the key out, so look at the raw body.
+	var raw map[string]any
+	if json.Unmarshal(data, &raw) == nil {
+		var single, list []any
+		for k, v := range raw {
+			switch canonicalKey(k) {
+			case "check":
+				single = []any{v}
+			case "checks":
+				list, _ = v.([]any)
+			}
+		}
+		checks := append(single, list...)
+		all := def.Checks
+		if def.Check != nil {
+			all = append([]*local.CheckDefinition{def.Check}, all...)
+		}
+		if len(all) == len(checks) {
+			for i, c := range all {
+				if m, ok := checks[i].(map[string]any); ok && c != nil && !hasKey(m, "H2PingUseTLS") {
+					c.H2PingUseTLS = true
+				}
+			}
+		}
+	}
 	return &def, nil
+}
+
+// hasKey reports whether m has key under any spelling decodeNormalized
+// accepts for it.
+func hasKey(m map[string]any, key string) bool {
+	want := canonicalKey(key)
+	for k := range m {
+		if canonicalKey(k) == want {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeCheckDefinition decodes /v1/agent/check/register's body.
 func decodeCheckDefinition(data []byte) (*local.CheckDefinition, error) {
-	var def local.CheckDefinition
+	// H2PING checks use TLS unless the body says otherwise, as in Consul.
+	def := local.CheckDefinition{H2PingUseTLS: true}
 	if err := decodeNormalized(data, &def); err != nil {
 		return nil, err
 	}

@@ -67,3 +67,19 @@ func TestDecode_RegisterEmbeddedFields(t *testing.T) {
 	require.Equal(t, "body-tok", req.Token)
 	require.True(t, req.SkipNodeUpdate)
 }
+
+func TestDecode_H2PingUseTLSDefaultsTrue(t *testing.T) {
+	chk, err := decodeCheckDefinition([]byte(`{"Name":"p","H2PING":"127.0.0.1:1","Interval":"1s"}`))
+	require.NoError(t, err)
+	require.True(t, chk.H2PingUseTLS)
+	chk, err = decodeCheckDefinition([]byte(`{"Name":"p","H2PING":"127.0.0.1:1","Interval":"1s","h2ping_use_tls":false}`))
+	require.NoError(t, err)
+	require.False(t, chk.H2PingUseTLS)
+
+	svc, err := decodeServiceDefinition([]byte(`{"Name":"s","Check":{"H2PING":"a:1","Interval":"1s"},
+		"Checks":[{"H2PING":"a:2","Interval":"1s","H2PingUseTLS":false},{"H2PING":"a:3","Interval":"1s"}]}`))
+	require.NoError(t, err)
+	require.True(t, svc.Check.H2PingUseTLS)
+	require.False(t, svc.Checks[0].H2PingUseTLS)
+	require.True(t, svc.Checks[1].H2PingUseTLS)
+}
