@@ -124,7 +124,12 @@ func TestCluster_PartitionMinority(t *testing.T) {
 		if p != nil {
 			// Allowed (the write's outcome was unknown to its client), but
 			// worth knowing.
-			t.Logf("note: the failed minority write via %s was applied after the heal", a.Name)
+			after, _, _ := c.Servers[0].Client().KV().Get("part/after", nil)
+			afterIdx := uint64(0)
+			if after != nil {
+				afterIdx = after.ModifyIndex
+			}
+			t.Logf("note: the failed minority write via %s was applied after all (modify index %d; the first write after the heal has %d)", a.Name, p.ModifyIndex, afterIdx)
 		}
 	}
 	require.Contains(t, want, "part/after=healed")
