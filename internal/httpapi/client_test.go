@@ -85,8 +85,12 @@ func TestOfficialClient_KV(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, pairs)
 
-	_, _, err = kv.Acquire(&api.KVPair{Key: "lock", Session: "s"}, nil)
-	require.ErrorContains(t, err, "not supported yet")
+	_, _, err = kv.Acquire(&api.KVPair{Key: "lock", Session: "s", Flags: 3}, nil)
+	require.NoError(t, err)
+	lock := env.caller.lastCall(rpc.MethodKVSApply).(*rpc.KVSRequest)
+	require.Equal(t, rpc.KVLock, lock.Op)
+	require.Equal(t, "s", lock.Entry.Session)
+	require.EqualValues(t, 3, lock.Entry.Flags)
 }
 
 func pair0Index(t *testing.T, kv *api.KV, key string) uint64 {

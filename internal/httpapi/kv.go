@@ -100,11 +100,8 @@ func (h *handler) kvPut(w http.ResponseWriter, r *http.Request, key string) erro
 	if key == "" {
 		return badRequest("Missing key name")
 	}
-	if err := conflictingFlags(q, "cas", "acquire", "release"); err != nil {
+	if err := conflictingFlags(q, "acquire", "release"); err != nil {
 		return err
-	}
-	if flagParam(q, "acquire") || flagParam(q, "release") {
-		return badRequest("Session locks (?acquire, ?release) are not supported yet")
 	}
 	flags, _, err := uintParam(q, "flags", "flags")
 	if err != nil {
@@ -130,6 +127,19 @@ func (h *handler) kvPut(w http.ResponseWriter, r *http.Request, key string) erro
 	if isCAS {
 		req.Op = rpc.KVCAS
 		req.Entry.ModifyIndex = cas
+	}
+	// ?acquire and ?release take precedence over ?cas, as in Consul: the
+	// lock operation decides by the session, not the index.
+	for _, lk := range []struct {
+		param string
+		op    rpc.KVOp
+	}{{"acquire", rpc.KVLock}, {"release", rpc.KVUnlock}} {
+		if flagParam(q, lk.param) {
+			if q.Get(lk.param) == "" {
+				return badRequest("Missing session for ?%s", lk.param)
+			}
+			req.Op, req.Entry.Session, req.Entry.ModifyIndex = lk.op, q.Get(lk.param), 0
+		}
 	}
 	var ok bool
 	if err := h.cfg.Caller.RPC(r.Context(), rpc.MethodKVSApply, req, &ok); err != nil {

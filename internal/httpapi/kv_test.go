@@ -116,9 +116,9 @@ func TestKV_BadWritesNeverReachTheCaller(t *testing.T) {
 		{"empty cas", "PUT", "/v1/kv/k?cas=", "v", "Invalid cas index", 400},
 		{"missing key put", "PUT", "/v1/kv/", "v", "Missing key name", 400},
 		{"missing key delete", "DELETE", "/v1/kv/", "", "Missing key name", 400},
-		{"acquire", "PUT", "/v1/kv/k?acquire=sess", "v", "not supported yet", 400},
-		{"release", "PUT", "/v1/kv/k?release=sess", "v", "not supported yet", 400},
-		{"cas and acquire", "PUT", "/v1/kv/k?cas=1&acquire=s", "v", "Conflicting flags", 400},
+		{"acquire without session", "PUT", "/v1/kv/k?acquire=", "v", "Missing session", 400},
+		{"release without session", "PUT", "/v1/kv/k?release", "v", "Missing session", 400},
+		{"acquire and release", "PUT", "/v1/kv/k?acquire=s&release=s", "v", "Conflicting flags", 400},
 		{"recurse and cas", "DELETE", "/v1/kv/k?recurse&cas=1", "", "Conflicting flags", 400},
 		{"bad delete cas", "DELETE", "/v1/kv/k?cas=z", "", "Invalid cas index", 400},
 	}

@@ -36,6 +36,15 @@ func (h *handler) routeTable() []route {
 		// KV store.
 		{[]string{get, put, del}, "/v1/kv/", h.kv},
 
+		// Sessions (session.go) and transactions (txn.go).
+		{[]string{put}, "/v1/session/create", h.sessionCreate},
+		{[]string{put}, "/v1/session/destroy/", h.sessionDestroy},
+		{[]string{put}, "/v1/session/renew/", h.sessionRenew},
+		{[]string{get}, "/v1/session/info/", h.sessionInfo},
+		{[]string{get}, "/v1/session/node/", h.sessionNode},
+		{[]string{get}, "/v1/session/list", h.sessionList},
+		{[]string{put}, "/v1/txn", h.txn},
+
 		// Catalog.
 		{[]string{put}, "/v1/catalog/register", h.catalogRegister},
 		{[]string{put}, "/v1/catalog/deregister", h.catalogDeregister},

@@ -88,6 +88,12 @@ func DefaultRegistry() *Registry {
 	for m, t := range operatorMethods() { // operator.go
 		r.methods[m] = t
 	}
+	for m, t := range sessionMethods() { // session.go
+		r.methods[m] = t
+	}
+	for m, t := range txnMethods() { // txn.go
+		r.methods[m] = t
+	}
 	return r
 }
 

@@ -21,7 +21,12 @@ func (s *Server) kvsApply(_ context.Context, args *rpc.KVSRequest, reply *bool) 
 	case rpc.KVDeleteTree:
 		// An empty prefix deletes every key.
 	case rpc.KVLock, rpc.KVUnlock:
-		return fmt.Errorf("kv %s needs sessions, which are not implemented yet: %w", args.Op, rpc.ErrBadRequest)
+		if args.Entry.Key == "" {
+			return fmt.Errorf("missing key name for kv %s: %w", args.Op, rpc.ErrBadRequest)
+		}
+		if args.Entry.Session == "" {
+			return fmt.Errorf("missing session for kv %s: %w", args.Op, rpc.ErrBadRequest)
+		}
 	default:
 		return fmt.Errorf("unknown kv operation %q: %w", args.Op, rpc.ErrBadRequest)
 	}
@@ -31,10 +36,19 @@ func (s *Server) kvsApply(_ context.Context, args *rpc.KVSRequest, reply *bool) 
 	}
 	req := *args
 	req.Token = "" // tokens must not end up in the Raft log
-	req.Entry.Session, req.Entry.LockIndex = "", 0
+	req.Entry.LockIndex = 0
+	if req.Op != rpc.KVLock && req.Op != rpc.KVUnlock {
+		req.Entry.Session = ""
+	}
+	// Lock delay (session.go in state) is this server's wall-clock state,
+	// so it is checked here, before proposing, as Consul does.
+	if req.Op == rpc.KVLock && s.lockDelayed(req.Entry.Key) {
+		*reply = false
+		return nil
+	}
 	resp, err := s.raftApply(KVSRequestType, &req)
 	if err != nil {
-		return err
+		return mapSessionError(err)
 	}
 	ok, isBool := resp.(bool)
 	if !isBool {

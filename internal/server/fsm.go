@@ -22,6 +22,10 @@ const (
 	RegisterRequestType   MessageType = 0
 	DeregisterRequestType MessageType = 1
 	KVSRequestType        MessageType = 2
+	// SessionRequestType creates or destroys a session (endpoint_session.go).
+	SessionRequestType MessageType = 3
+	// TxnRequestType applies a transaction (endpoint_txn.go).
+	TxnRequestType MessageType = 8
 	// AutopilotRequestType sets the autopilot configuration (autopilot_fsm.go).
 	AutopilotRequestType MessageType = 9
 )
@@ -62,6 +66,8 @@ func newFSM(logger *slog.Logger) (*fsm, error) {
 		DeregisterRequestType: f.applyDeregister,
 		KVSRequestType:        f.applyKVS,
 		AutopilotRequestType:  f.applyAutopilot,
+		SessionRequestType:    f.applySession,
+		TxnRequestType:        f.applyTxn,
 	}
 	return f, nil
 }
@@ -129,6 +135,18 @@ func (f *fsm) applyKVS(idx uint64, body []byte) any {
 			return err
 		}
 		return true
+	case rpc.KVLock:
+		ok, err := st.KVLock(idx, e)
+		if err != nil {
+			return err
+		}
+		return ok
+	case rpc.KVUnlock:
+		ok, err := st.KVUnlock(idx, e)
+		if err != nil {
+			return err
+		}
+		return ok
 	default:
 		return fmt.Errorf("server: kv operation %q is not supported: %w", req.Op, rpc.ErrBadRequest)
 	}

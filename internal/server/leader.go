@@ -61,6 +61,7 @@ func (s *Server) monitorLeadership() {
 // reconciles periodically until stopCh closes.
 func (s *Server) leaderLoop(stopCh <-chan struct{}) {
 	defer s.stopAutopilot()
+	defer s.stopSessionTimers()
 	established := false
 	var retry <-chan time.Time
 	ticker := time.NewTicker(reconcileInterval)
@@ -79,6 +80,7 @@ func (s *Server) leaderLoop(stopCh <-chan struct{}) {
 				s.readyForReads.Store(true)
 				s.readyOnce.Do(func() { close(s.readyCh) })
 				s.startAutopilot()
+				s.startSessionTimers()
 				if !s.reconcile() {
 					retry = time.After(leaderRetryDelay)
 				}

@@ -58,6 +58,15 @@ func (s *Server) endpointTable() map[string]handler {
 		rpc.MethodHealthChecksInState: typed(rpc.MethodHealthChecksInState, s.healthChecksInState),
 		rpc.MethodHealthServiceNodes:  typed(rpc.MethodHealthServiceNodes, s.healthServiceNodes),
 
+		rpc.MethodSessionApply:        typed(rpc.MethodSessionApply, s.sessionApply),
+		rpc.MethodSessionGet:          typed(rpc.MethodSessionGet, s.sessionGet),
+		rpc.MethodSessionList:         typed(rpc.MethodSessionList, s.sessionList),
+		rpc.MethodSessionNodeSessions: typed(rpc.MethodSessionNodeSessions, s.sessionNodeSessions),
+		rpc.MethodSessionRenew:        typed(rpc.MethodSessionRenew, s.sessionRenew),
+
+		rpc.MethodTxnApply: typed(rpc.MethodTxnApply, s.txnApply),
+		rpc.MethodTxnRead:  typed(rpc.MethodTxnRead, s.txnRead),
+
 		rpc.MethodStatusLeader: typed(rpc.MethodStatusLeader, s.statusLeader),
 		rpc.MethodStatusPeers:  typed(rpc.MethodStatusPeers, s.statusPeers),
 

@@ -51,6 +51,10 @@ type Server struct {
 	// op holds the autopilot and membership wiring (autopilot.go).
 	op operatorState
 
+	// sessions are the session TTL timers, armed while leading
+	// (session_ttl.go).
+	sessions sessionTimers
+
 	// Clustering (membership.go, forward.go). pool forwards requests to
 	// the leader and reaches other servers; rpcSrv serves the network RPC
 	// on the server port; both exist while started with a network

@@ -19,7 +19,7 @@ const stateIndexTable = "index"
 // restored state that lacks one (because that table was empty where the
 // snapshot was taken) gets it at the floor, so that those reads report the
 // floor too rather than 0.
-var baseIndexKeys = []string{"nodes", "services", "checks", "kvs", "tombstones", "service_last_extinction"}
+var baseIndexKeys = []string{"nodes", "services", "checks", "kvs", "tombstones", "service_last_extinction", "sessions"}
 
 // indexRow mirrors a row of the state store's index table.
 type indexRow struct {

@@ -245,6 +245,12 @@ func ensureCheckTxn(tx *memdb.Txn, idx uint64, hc *HealthCheck) (bool, error) {
 			return false, err
 		}
 	}
+	// A critical check invalidates the sessions bound to it (session.go).
+	if hc.Status == HealthCritical {
+		if err := invalidateCheckSessionsTxn(tx, idx, hc.Node, hc.CheckID); err != nil {
+			return false, err
+		}
+	}
 	return true, nil
 }
 
@@ -301,6 +307,14 @@ func touchServiceTxn(tx *memdb.Txn, idx uint64, name string) error {
 func (s *Store) DeleteNode(idx uint64, node string) error {
 	tx := s.db.Txn(true)
 	defer tx.Abort()
+	if err := deleteNodeTxn(tx, idx, node); err != nil {
+		return err
+	}
+	tx.Commit()
+	return nil
+}
+
+func deleteNodeTxn(tx *memdb.Txn, idx uint64, node string) error {
 	raw, err := tx.First(tableNodes, "id", node)
 	if err != nil {
 		return fmt.Errorf("state: read node %q: %w", node, err)
@@ -309,6 +323,10 @@ func (s *Store) DeleteNode(idx uint64, node string) error {
 		return nil
 	}
 	n := raw.(*Node)
+	// The node's sessions go with it (session.go).
+	if err := invalidateNodeSessionsTxn(tx, idx, n.Node); err != nil {
+		return err
+	}
 	if err := deleteAllTxn(tx, tableChecks, n.Node, func(raw any) error {
 		return deleteCheckTxn(tx, idx, n.Node, raw.(*HealthCheck).CheckID)
 	}); err != nil {
@@ -322,11 +340,7 @@ func (s *Store) DeleteNode(idx uint64, node string) error {
 	if err := tx.Delete(tableNodes, n); err != nil {
 		return fmt.Errorf("state: delete node %q: %w", node, err)
 	}
-	if err := bumpIndexTxn(tx, tableNodes, idx); err != nil {
-		return err
-	}
-	tx.Commit()
-	return nil
+	return bumpIndexTxn(tx, tableNodes, idx)
 }
 
 // deleteAllTxn calls del for each row of table on node. Rows are collected
@@ -413,6 +427,10 @@ func deleteCheckTxn(tx *memdb.Txn, idx uint64, node, checkID string) error {
 	hc := raw.(*HealthCheck)
 	if err := tx.Delete(tableChecks, hc); err != nil {
 		return fmt.Errorf("state: delete check %q: %w", checkID, err)
+	}
+	// Sessions bound to a check do not outlive it (session.go).
+	if err := invalidateCheckSessionsTxn(tx, idx, hc.Node, hc.CheckID); err != nil {
+		return err
 	}
 	if err := bumpIndexTxn(tx, tableChecks, idx); err != nil {
 		return err

@@ -63,6 +63,9 @@ func schema() *memdb.DBSchema {
 				Name: tableKVs,
 				Indexes: map[string]*memdb.IndexSchema{
 					"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+					// The keys a session holds (session.go).
+					"session": {Name: "session", AllowMissing: true,
+						Indexer: &memdb.StringFieldIndex{Field: "Session", Lowercase: true}},
 				},
 			},
 			tableTombstones: {
@@ -91,6 +94,10 @@ func schema() *memdb.DBSchema {
 				},
 			},
 			tableAutopilot: autopilotTableSchema(),
+			// Sessions, their check bindings and lock delays (session.go).
+			tableSessions:      sessionsTableSchema(),
+			tableSessionChecks: sessionChecksTableSchema(),
+			tableLockDelays:    lockDelaysTableSchema(),
 			tableChecks: {
 				Name: tableChecks,
 				Indexes: map[string]*memdb.IndexSchema{

@@ -14,7 +14,9 @@ import (
 const snapshotVersion = 1
 
 // snapshotTables lists the tables a snapshot holds, in restore order.
-var snapshotTables = []string{tableIndex, tableNodes, tableServices, tableChecks, tableKVs, tableTombstones, tableAutopilot}
+// Lock delays are per-server wall-clock state and are not included.
+var snapshotTables = []string{tableIndex, tableNodes, tableServices, tableChecks, tableKVs, tableTombstones, tableAutopilot,
+	tableSessions, tableSessionChecks}
 
 // snapshotHeader is the first record of a snapshot stream.
 type snapshotHeader struct {
@@ -124,6 +126,10 @@ func decodeRow(rec snapshotRecord) (any, error) {
 		row = &tombstone{}
 	case tableAutopilot:
 		row = &AutopilotConfig{}
+	case tableSessions:
+		row = &Session{}
+	case tableSessionChecks:
+		row = &sessionCheck{}
 	default:
 		return nil, fmt.Errorf("state: snapshot has unknown table %q", rec.Table)
 	}
