@@ -108,6 +108,9 @@ func (a *Agent) startGossip() error {
 		a.wg.Add(1)
 		go a.memberLoop(pool)
 	}
+	if a.lan == nil && !a.isServer() {
+		a.logger.Warn("client agent without LAN gossip (ports.serf_lan = -1) cannot find any server")
+	}
 	if a.isServer() && cfg.PortSerfWAN >= 0 {
 		advWAN := cfg.AdvertiseAddrWAN
 		if advWAN == "" {
