@@ -131,6 +131,7 @@ func newRoot(u *ui) *cobra.Command {
 		leaf(u, "join", "Tells the local agent to join a cluster", runJoin),
 		leaf(u, "force-leave", "Forces a member of the cluster to enter the \"left\" state", runForceLeave),
 		leaf(u, "maint", "Controls node or service maintenance mode", runMaint),
+		leaf(u, "lock", "Executes a command holding a lock", runLock),
 		operatorGroup(u),
 	)
 	return root
