@@ -126,6 +126,7 @@ func newRoot(u *ui) *cobra.Command {
 		),
 		leaf(u, "members", "Lists the members of a Cairn cluster", runMembers),
 		leaf(u, "info", "Provides debugging information for operators", runInfo),
+		leaf(u, "bench", "Measures throughput and latency of a cluster over the HTTP API", runBench),
 		leaf(u, "reload", "Triggers the agent to reload configuration files", runReload),
 		leaf(u, "leave", "Gracefully leaves the cluster and shuts down", runLeave),
 		leaf(u, "join", "Tells the local agent to join a cluster", runJoin),

@@ -1,0 +1,12 @@
+// Package bench drives a running Cairn cluster (or one it starts itself)
+// over the /v1 HTTP API with the official github.com/hashicorp/consul/api
+// client and measures throughput, latency percentiles and errors.
+//
+// It owns the workloads behind `cairn bench` (kv-put, kv-get, kv-mix,
+// catalog-churn, health-read, watch-fanout, failover), a log-bucket latency
+// histogram, the closed-loop runner that every workload (and the etcd driver
+// in bench/etcdbench) shares, and the result formats (table and JSON).
+//
+// It must not import server, state or agent code: it measures the product
+// from the outside, the way an operator would.
+package bench

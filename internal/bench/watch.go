@@ -1,0 +1,300 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// watchIdleWindow is how long the agent's CPU is sampled between writes,
+// with every watcher blocked.
+const watchIdleWindow = time.Second
+
+// watchFanout blocks Watchers watchers on one key (GET ?index=N, each on
+// its own connection), then writes the key Writes times. For each write it
+// records, per watcher, the time from the write's acknowledgement until the
+// watcher's blocking query returned. With Pid set it also samples that
+// process's CPU use over one second between writes, all watchers blocked.
+func watchFanout(ctx context.Context, cfg Config) (*Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := cfg.Watchers
+	per := (n + len(cfg.Addrs) - 1) / len(cfg.Addrs)
+	cls := make([]*api.Client, 0, len(cfg.Addrs))
+	var transports []*http.Transport
+	for _, addr := range cfg.Addrs {
+		tr := &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+			MaxIdleConns:        per + 8,
+			MaxIdleConnsPerHost: per + 8,
+		}
+		transports = append(transports, tr)
+		ac := api.DefaultNonPooledConfig()
+		ac.Address, ac.Token = addr, cfg.Token
+		ac.HttpClient = &http.Client{Transport: tr}
+		cl, err := api.NewClient(ac)
+		if err != nil {
+			return nil, fmt.Errorf("bench: client for %s: %w", addr, err)
+		}
+		cls = append(cls, cl)
+	}
+	defer func() {
+		for _, tr := range transports {
+			tr.CloseIdleConnections()
+		}
+	}()
+	key := cfg.KeyPrefix + "watch"
+	writer := cls[0].KV()
+	if _, err := writer.Put(&api.KVPair{Key: key, Value: []byte("0")}, nil); err != nil {
+		return nil, fmt.Errorf("bench: writing the watched key: %w", err)
+	}
+	_, meta, err := writer.Get(key, &api.QueryOptions{RequireConsistent: true})
+	if err != nil {
+		return nil, fmt.Errorf("bench: reading the watched key: %w", err)
+	}
+	start := meta.LastIndex
+
+	base := time.Now()
+	armed := make([]atomic.Uint64, n)   // index each watcher's request on the wire waits past
+	arrivals := make([]atomic.Int64, n) // ns since base of the last wake-up
+	woken := make([]atomic.Uint64, n)   // index seen at the last wake-up
+	var watchErrs atomic.Uint64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			kv := cls[i%len(cls)].KV()
+			idx := start
+			for ctx.Err() == nil {
+				want := idx
+				trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { armed[i].Store(want) }}
+				q := &api.QueryOptions{WaitIndex: idx, WaitTime: 5 * time.Minute}
+				switch cfg.Consistency {
+				case "stale":
+					q.AllowStale = true
+				case "consistent":
+					q.RequireConsistent = true
+				}
+				_, m, err := kv.Get(key, q.WithContext(httptrace.WithClientTrace(ctx, trace)))
+				now := time.Since(base)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					watchErrs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					select {
+					case <-ctx.Done():
+					case <-time.After(100 * time.Millisecond):
+					}
+					continue
+				}
+				if m.LastIndex > idx {
+					arrivals[i].Store(int64(now))
+					woken[i].Store(m.LastIndex)
+					idx = m.LastIndex
+				}
+			}
+		}(i)
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	waitFor := func(timeout time.Duration, cond func() bool) bool {
+		deadline := time.Now().Add(timeout)
+		for time.Now().Before(deadline) {
+			if cond() {
+				return true
+			}
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+		return cond()
+	}
+
+	var fromAck, fromStart Histogram
+	var missed uint64
+	var cpuSum, cpuMax float64
+	cpuSamples := 0
+	last := start
+	armTimeout := 30*time.Second + time.Duration(n)*time.Millisecond
+	measureBegin := time.Now()
+	for round := 0; round < cfg.Writes; round++ {
+		if !waitFor(armTimeout, func() bool {
+			for i := range armed {
+				if armed[i].Load() < last {
+					return false
+				}
+			}
+			return true
+		}) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("bench: watchers not all blocked after %s (%d errors, first: %v)", armTimeout, watchErrs.Load(), firstErr.Load())
+		}
+		// The request is on the wire; give the server time to park it.
+		settle := 200*time.Millisecond + time.Duration(n)*20*time.Microsecond
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(settle):
+		}
+		if cfg.Pid > 0 {
+			pct, err := sampleCPU(ctx, cfg.Pid, watchIdleWindow)
+			if err != nil {
+				return nil, err
+			}
+			cpuSum += pct
+			cpuMax = max(cpuMax, pct)
+			cpuSamples++
+		}
+		t0 := time.Since(base)
+		wm, err := writer.Put(&api.KVPair{Key: key, Value: []byte(strconv.Itoa(round + 1))}, nil)
+		ack := time.Since(base)
+		if err != nil {
+			return nil, fmt.Errorf("bench: write %d: %w", round+1, err)
+		}
+		_ = wm
+		// The write's index is not in the PUT reply; the watchers learn it.
+		if !waitFor(30*time.Second, func() bool {
+			for i := range woken {
+				if woken[i].Load() <= last {
+					return false
+				}
+			}
+			return true
+		}) && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		next := last
+		for i := range woken {
+			w := woken[i].Load()
+			if w <= last {
+				missed++
+				continue
+			}
+			next = max(next, w)
+			at := time.Duration(arrivals[i].Load())
+			fromAck.Record(at - ack)
+			fromStart.Record(at - t0)
+		}
+		last = next
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "\rwrite %d/%d: %d watchers woken, p99 %.1f ms   ", round+1, cfg.Writes, fromAck.Count(), ms(fromAck.Quantile(0.99)))
+		}
+	}
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "\r%s\r", strings.Repeat(" ", 78))
+	}
+	elapsed := time.Since(measureBegin)
+	r := &Result{
+		Workload: "watch-fanout", System: "cairn", Targets: cfg.Addrs, Clients: n, Conns: n,
+		Consistency: cfg.Consistency,
+		ElapsedSec:  elapsed.Seconds(),
+		Ops:         fromAck.Count(),
+		Errors:      missed + watchErrs.Load(),
+		OpsPerSec:   float64(fromAck.Count()) / elapsed.Seconds(),
+		Latency:     Summarize(&fromAck),
+		Breakdown:   map[string]Latency{"from_write_start": Summarize(&fromStart)},
+		Extra:       map[string]float64{"watchers": float64(n), "writes": float64(cfg.Writes), "missed": float64(missed)},
+	}
+	if cpuSamples > 0 {
+		r.Extra["agent_cpu_idle_pct_avg"] = cpuSum / float64(cpuSamples)
+		r.Extra["agent_cpu_idle_pct_max"] = cpuMax
+	}
+	if v, ok := firstErr.Load().(string); ok {
+		r.FirstError = v
+	}
+	return r, nil
+}
+
+// clockTicks is USER_HZ, which Linux fixes at 100 for /proc/<pid>/stat.
+const clockTicks = 100
+
+// ProcCPUTicks returns utime+stime of pid in clock ticks from
+// /proc/<pid>/stat.
+func ProcCPUTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("bench: reading cpu of pid %d: %w", pid, err)
+	}
+	return parseStatTicks(string(b))
+}
+
+var errBadStat = errors.New("bench: malformed /proc/<pid>/stat")
+
+// parseStatTicks parses utime (14th field) + stime (15th); the command
+// name (2nd) may hold spaces, so fields are counted after its ")".
+func parseStatTicks(s string) (uint64, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errBadStat
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); utime is field 14 -> f[11], stime f[12].
+	if len(f) < 13 {
+		return 0, errBadStat
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errBadStat
+	}
+	return u + st, nil
+}
+
+// sampleCPU returns pid's CPU use over window as a percentage of one core.
+func sampleCPU(ctx context.Context, pid int, window time.Duration) (float64, error) {
+	a, err := ProcCPUTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(window):
+	}
+	b, err := ProcCPUTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	return float64(b-a) / clockTicks / time.Since(t0).Seconds() * 100, nil
+}
+
+// ProcRSS returns pid's resident set size in bytes (VmRSS).
+func ProcRSS(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("bench: reading rss of pid %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				kb, err := strconv.ParseUint(f[0], 10, 64)
+				if err == nil {
+					return kb * 1024, nil
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("bench: no VmRSS for pid %d", pid)
+}
