@@ -208,6 +208,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		}
 	} else {
 		a.rpcPool = rpc.NewConnPool(rpc.ConnPoolConfig{
+			DialTimeout:      server.ServerDialTimeout,
 			DefaultQueryTime: cfg.DefaultQueryTime,
 			MaxQueryTime:     cfg.MaxQueryTime,
 			Logger:           a.logger.With("component", "rpc.pool"),

@@ -184,6 +184,18 @@ func (a *Agent) memberLoop(pool *gossip.Pool) {
 			if a.srv != nil {
 				a.srv.MembershipChanged()
 			}
+			if ev.Type == serf.EventMemberFailed || ev.Type == serf.EventMemberLeave {
+				if info, ok := gossip.IsServer(ev.Member); ok {
+					// Calls in flight to it would otherwise wait for their
+					// RPC timeout (a partitioned server never answers).
+					if a.rpcPool != nil {
+						a.rpcPool.Remove(info.Addr)
+					}
+					if a.srv != nil {
+						a.srv.DropConnections(info.Addr)
+					}
+				}
+			}
 		}
 	}
 }

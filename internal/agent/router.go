@@ -30,8 +30,9 @@ const (
 // same server until it fails, and moves on to another when a connection
 // cannot be made. A request is held, with jittered backoff, while no
 // server is known or the servers report no leader, for up to the hold
-// timeout (rpc_hold_timeout). Failures that leave the outcome unknown
-// (a timeout after the request was sent) are returned, never retried.
+// timeout (rpc_hold_timeout). A write whose outcome is unknown (sent, but
+// no reply: a timeout, a broken connection) is returned, never retried; a
+// read is retried on another server.
 type router struct {
 	pool    *rpc.ConnPool
 	members func() []serf.Member
@@ -132,11 +133,15 @@ func (r *router) RPC(ctx context.Context, method string, args, reply any) error 
 			case errors.As(err, &remote):
 				return err
 			default:
-				// Sent but no usable reply (timeout, broken session): the
-				// outcome is unknown, so return it, but use another
-				// server next time.
+				// Sent but no usable reply (timeout, broken session): use
+				// another server from now on. A read may simply be asked
+				// again; a write's outcome is unknown, so it is returned.
 				r.forget(addr)
-				return err
+				if _, read := args.(rpc.QueryRequest); !read || ctx.Err() != nil {
+					return err
+				}
+				tried[addr] = true
+				retryNow = true
 			}
 		}
 		if ctx.Err() != nil {

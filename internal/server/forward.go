@@ -13,6 +13,12 @@ import (
 	"github.com/cairn-io/cairn/internal/rpc"
 )
 
+// ServerDialTimeout bounds a connection attempt to another server. Servers
+// of a datacenter share a LAN, where a dial answers in milliseconds; a
+// server behind a partition (packets dropped, nothing refused) must not
+// stall a forwarded request for long before another attempt.
+const ServerDialTimeout = 2 * time.Second
+
 // Backoff between attempts to find the leader while a request is held.
 // Short, because on a LAN an election takes a few hundred milliseconds and
 // the held request should go out as soon as there is a leader.
@@ -158,4 +164,17 @@ func (s *Server) RPCAddr() string {
 		return ""
 	}
 	return string(s.parts.transport.LocalAddr())
+}
+
+// DropConnections closes this server's pooled connections to addr, failing
+// the calls in flight on them at once. The agent calls it when gossip
+// declares a server failed or left, so requests stuck on a partitioned or
+// dead server end in seconds rather than at their RPC timeout.
+func (s *Server) DropConnections(addr net.Addr) {
+	s.lifecycleMu.Lock()
+	pool := s.pool
+	s.lifecycleMu.Unlock()
+	if pool != nil && addr != nil {
+		pool.Remove(addr)
+	}
 }

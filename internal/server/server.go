@@ -115,7 +115,7 @@ func (s *Server) Start() error {
 			s.cfg.ServerPort, _ = strconv.Atoi(p)
 		}
 	}
-	s.pool = rpc.NewConnPool(rpc.ConnPoolConfig{Logger: s.logger.With("component", "rpc.pool")})
+	s.pool = rpc.NewConnPool(rpc.ConnPoolConfig{DialTimeout: ServerDialTimeout, Logger: s.logger.With("component", "rpc.pool")})
 	s.op.mu.Lock()
 	if s.op.caller == nil {
 		s.op.caller = s.callServer
