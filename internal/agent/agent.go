@@ -356,6 +356,7 @@ func (a *Agent) startHTTP(ctx context.Context) error {
 		KVMaxValueSize: cfg.KVMaxValueSize,
 		Version:        a.opts.Version,
 		Logger:         a.logger.With("component", "http"),
+		EnableDebug:    cfg.EnableDebug,
 	})
 	a.httpSrv = &http.Server{
 		Handler:           handler,

@@ -24,8 +24,8 @@ const watchIdleWindow = time.Second
 // watchFanout blocks Watchers watchers on one key (GET ?index=N, each on
 // its own connection), then writes the key Writes times. For each write it
 // records, per watcher, the time from the write's acknowledgement until the
-// watcher's blocking query returned. With Pid set it also samples that
-// process's CPU use over one second between writes, all watchers blocked.
+// watcher's blocking query returned. With Pids set it also samples those
+// processes' CPU use (summed) over one second between writes, all watchers blocked.
 func watchFanout(ctx context.Context, cfg Config) (*Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -156,8 +156,8 @@ func watchFanout(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, ctx.Err()
 		case <-time.After(settle):
 		}
-		if cfg.Pid > 0 {
-			pct, err := sampleCPU(ctx, cfg.Pid, watchIdleWindow)
+		if len(cfg.Pids) > 0 {
+			pct, err := sampleCPU(ctx, cfg.Pids, watchIdleWindow)
 			if err != nil {
 				return nil, err
 			}
@@ -260,9 +260,21 @@ func parseStatTicks(s string) (uint64, error) {
 	return u + st, nil
 }
 
-// sampleCPU returns pid's CPU use over window as a percentage of one core.
-func sampleCPU(ctx context.Context, pid int, window time.Duration) (float64, error) {
-	a, err := ProcCPUTicks(pid)
+// sampleCPU returns the summed CPU use of pids over window as a
+// percentage of one core.
+func sampleCPU(ctx context.Context, pids []int, window time.Duration) (float64, error) {
+	total := func() (uint64, error) {
+		var sum uint64
+		for _, pid := range pids {
+			t, err := ProcCPUTicks(pid)
+			if err != nil {
+				return 0, err
+			}
+			sum += t
+		}
+		return sum, nil
+	}
+	a, err := total()
 	if err != nil {
 		return 0, err
 	}
@@ -272,7 +284,7 @@ func sampleCPU(ctx context.Context, pid int, window time.Duration) (float64, err
 		return 0, ctx.Err()
 	case <-time.After(window):
 	}
-	b, err := ProcCPUTicks(pid)
+	b, err := total()
 	if err != nil {
 		return 0, err
 	}

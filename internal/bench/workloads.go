@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -35,11 +36,12 @@ type Config struct {
 	Consistency string  // "default", "consistent" or "stale"
 	ReadRatio   float64 // kv-mix: share of reads
 	NoPrefill   bool    // kv-get/kv-mix: the keys are already written
+	Sequential  bool    // kv-put: keys in order (0, 1, ... wrapping) instead of at random
 	Instances   int     // health-read: instances registered up front
 
-	Watchers int // watch-fanout: blocked watchers on one key
-	Writes   int // watch-fanout: writes (rounds); failover: rounds
-	Pid      int // watch-fanout: agent pid whose CPU is sampled between writes
+	Watchers int   // watch-fanout: blocked watchers on one key
+	Writes   int   // watch-fanout: writes (rounds); failover: rounds
+	Pids     []int // watch-fanout: agent pids whose CPU (summed) is sampled between writes
 
 	Progress io.Writer // progress bar, nil for none
 }
@@ -151,7 +153,26 @@ func (c *Config) base(workload string) Result {
 }
 
 // key returns the i-th key of the key space.
-func (c *Config) key(i int) string { return fmt.Sprintf("%s%08d", c.KeyPrefix, i) }
+func (c *Config) key(i int) string { return Key(c.KeyPrefix, i) }
+
+// Key returns the i-th key of a key space under prefix (shared with the
+// etcd driver so both systems store the same keys).
+func Key(prefix string, i int) string { return fmt.Sprintf("%s%08d", prefix, i) }
+
+// KeyPicker returns a function giving worker w's next key number: uniform
+// at random, or in order across all workers with Sequential.
+func (c *Config) KeyPicker() func(w int) int {
+	if c.Sequential {
+		var next atomic.Uint64
+		keys := uint64(c.Keys)
+		return func(int) int { return int((next.Add(1) - 1) % keys) }
+	}
+	rnd := workerRands(c.Clients)
+	return func(w int) int { return rnd[w].IntN(c.Keys) }
+}
+
+// Value returns a value of n random printable bytes.
+func Value(n int) []byte { c := Config{ValueSize: n}; return c.value() }
 
 // value returns a value of ValueSize random printable bytes.
 func (c *Config) value() []byte {
@@ -204,10 +225,10 @@ func kvPut(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer closeAll()
 	val := cfg.value()
-	rnd := workerRands(cfg.Clients)
+	pick := cfg.KeyPicker()
 	r, err := Run(ctx, cfg.runOptions("put"), func(_ context.Context, w int) (int, error) {
 		kv := cls[w%len(cls)].KV()
-		_, err := kv.Put(&api.KVPair{Key: cfg.key(rnd[w].IntN(cfg.Keys)), Value: val}, nil)
+		_, err := kv.Put(&api.KVPair{Key: cfg.key(pick(w)), Value: val}, nil)
 		return 0, err
 	})
 	if err != nil {

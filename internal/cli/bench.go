@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 
 	"github.com/cairn-io/cairn/internal/bench"
@@ -52,12 +53,14 @@ func runBench(u *ui, args []string) error {
 	fs.StringVar(&cfg.KeyPrefix, "key-prefix", cfg.KeyPrefix, "Prefix of every key written.")
 	fs.StringVar(&cfg.Consistency, "consistency", cfg.Consistency, "Read mode: default, consistent or stale.")
 	fs.Float64Var(&cfg.ReadRatio, "read-ratio", cfg.ReadRatio, "kv-mix: share of reads (0..1).")
+	fs.BoolVar(&cfg.Sequential, "sequential", false, "kv-put: write keys in order (0..keys-1, wrapping) instead of at random.")
 	fs.BoolVar(&cfg.NoPrefill, "no-prefill", false, "kv-get/kv-mix: do not write the key space first.")
 	fs.IntVar(&cfg.Instances, "instances", cfg.Instances, "health-read: instances registered first; catalog-churn: instances per client.")
 	fs.IntVar(&cfg.Watchers, "watchers", cfg.Watchers, "watch-fanout: blocked watchers on one key.")
 	fs.IntVar(&cfg.Writes, "writes", cfg.Writes, "watch-fanout: writes to the watched key; failover: rounds.")
 	rounds := fs.Int("rounds", 0, "failover: rounds (same as -writes).")
-	fs.IntVar(&cfg.Pid, "pid", 0, "watch-fanout: agent process id whose CPU is sampled between writes.")
+	var pids stringsFlag
+	fs.Var(&pids, "pid", "watch-fanout: agent process `id`s (repeatable or comma-separated) whose CPU is sampled between writes.")
 	format := fs.String("format", "table", "Output format: table or json.")
 	progress := fs.Bool("progress", false, "Show the progress bar even when stderr is not a terminal.")
 	cluster := fs.Bool("cluster", false, "Start a 3-server cluster from -binary, run against it, stop it.")
@@ -92,6 +95,13 @@ func runBench(u *ui, args []string) error {
 	}
 	if *format != "table" && *format != "json" {
 		return fmt.Errorf("-format must be table or json (got %q)", *format)
+	}
+	for _, p := range pids {
+		n, perr := strconv.Atoi(p)
+		if perr != nil || n <= 0 {
+			return fmt.Errorf("-pid must be a process id (got %q)", p)
+		}
+		cfg.Pids = append(cfg.Pids, n)
 	}
 	if *requests > 0 {
 		cfg.Requests, cfg.Duration = *requests, 0
@@ -168,4 +178,3 @@ func isTerminal(w any) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
-

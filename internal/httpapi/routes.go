@@ -61,6 +61,9 @@ func (h *handler) routeTable() []route {
 		{[]string{get}, "/v1/health/service/", h.healthServiceNodes},
 		{[]string{get}, "/v1/health/state/", h.healthChecksInState},
 
+		// Runtime profiles, only with enable_debug (pprof.go).
+		{[]string{get, http.MethodPost}, "/debug/pprof/", h.debugPprof},
+
 		// Status.
 		{[]string{get}, "/v1/status/leader", h.statusLeader},
 		{[]string{get}, "/v1/status/peers", h.statusPeers},

@@ -40,6 +40,8 @@ type Config struct {
 	Version string
 	// Logger receives request failures; nil discards.
 	Logger *slog.Logger
+	// EnableDebug serves /debug/pprof/ (the agent's enable_debug).
+	EnableDebug bool
 }
 
 // handler is the http.Handler returned by New. It is immutable after New and
