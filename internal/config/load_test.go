@@ -28,7 +28,7 @@ func parseFlags(t *testing.T, args ...string) *Flags {
 
 // minimal makes a client config that passes validation without touching the
 // host's interfaces.
-const minimal = `{"data_dir": "/tmp/cairn", "bind_addr": "10.1.1.1", "node_name": "n1"}`
+const minimal = `{"data_dir": "/nonexistent/cairn-data", "bind_addr": "10.1.1.1", "node_name": "n1"}`
 
 func TestLoad_JSONAndHCLGiveSameConfig(t *testing.T) {
 	j, jw, err := Load(LoadOptions{ConfigFiles: []string{"testdata/full.json"}})
