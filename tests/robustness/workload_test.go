@@ -83,6 +83,13 @@ func (w *workload) worker(ctx context.Context, id int) {
 		case r < 7:
 			in = Input{Kind: KindPut, Key: key, Value: value}
 		default:
+			// Read-modify-write: a fresh read first (recorded like any
+			// other), so that many CAS operations can win.
+			if rec, s, keep := w.do(ai, Input{Kind: KindGet, Key: key}, 0); keep {
+				rec.ClientID = client
+				w.rec.Add(rec)
+				last[key] = s
+			}
 			in = Input{Kind: KindCAS, Key: key, Value: value, Expect: last[key].value}
 		}
 		rec, s, keep := w.do(ai, in, last[key].index)
