@@ -88,8 +88,11 @@ func TestCluster_PartitionMinority(t *testing.T) {
 	require.NoError(t, put(majClient, "part/after", "healed"))
 
 	// Every server converges on identical KV, equal to a consistent read.
+	// Generous deadline: the isolated server was removed from the Raft
+	// configuration during the cut and comes back when gossip reconnects
+	// to it (serf retries failed members every 30 s by default).
 	var want string
-	testutil.Retry(t, 30*time.Second, 100*time.Millisecond, func() error {
+	testutil.Retry(t, 60*time.Second, 100*time.Millisecond, func() error {
 		pairs, _, err := majClient.Client().KV().List("part/", &api.QueryOptions{RequireConsistent: true})
 		if err != nil {
 			return err
@@ -116,7 +119,7 @@ func TestCluster_PartitionMinority(t *testing.T) {
 	t.Logf("MEASURE partition: all servers hold identical KV %s after heal", time.Since(healed).Round(time.Millisecond))
 	_, err = c.WaitLeader(30 * time.Second)
 	require.NoError(t, err)
-	require.NoError(t, c.WaitMembers(5, 30*time.Second))
+	require.NoError(t, c.WaitMembers(5, 60*time.Second))
 	t.Logf("MEASURE partition: every agent sees 5 alive members %s after heal", time.Since(healed).Round(time.Millisecond))
 	for _, a := range []*testutil.Agent{old, minClient} {
 		p, _, err := c.Servers[0].Client().KV().Get("part/minority/"+a.Name, &api.QueryOptions{RequireConsistent: true})
