@@ -163,7 +163,7 @@ func (nw *Network) create(n int) error {
 			{"link", "set", node.hostVeth, "master", nw.bridge},
 			{"link", "set", node.hostVeth, "up"},
 			inNS("link", "set", "lo", "up"),
-			inNS("addr", "add", node.ip + "/24", "dev", node.nsVeth),
+			inNS("addr", "add", node.ip+"/24", "dev", node.nsVeth),
 			inNS("link", "set", node.nsVeth, "up"),
 			// Move the "local" table lookup behind the partition rules
 			// (priority 10) so they also see packets addressed to this node.
