@@ -23,6 +23,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/metadata"
 
@@ -56,6 +57,16 @@ type options struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "compare":
+			return runCompare(args[1:], stdout, stderr)
+		case "probe":
+			return runProbe(args[1:], stdout, stderr)
+		case "hist":
+			return runHist(args[1:], stdout, stderr)
+		}
+	}
 	var o options
 	fs := flag.NewFlagSet("etcdbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -80,8 +91,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.workload == "" && fs.NArg() == 1 {
+	if o.workload == "" && fs.NArg() > 0 {
 		o.workload = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("too many arguments: %q", fs.Args())
 	}
 	if o.requests > 0 {
 		o.duration = 0
@@ -109,7 +126,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for i := range cls {
 		// Rotate the endpoint list so connections spread over members.
 		rot := append(append([]string(nil), eps[i%len(eps):]...), eps[:i%len(eps)]...)
-		c, err := clientv3.New(clientv3.Config{Endpoints: rot, DialTimeout: 5 * time.Second, Logger: nil})
+		c, err := clientv3.New(clientv3.Config{Endpoints: rot, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 		if err != nil {
 			return fmt.Errorf("connecting to %v: %w", rot, err)
 		}

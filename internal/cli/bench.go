@@ -86,11 +86,13 @@ func runBench(u *ui, args []string) error {
 		if fs.NArg() == 0 {
 			return fmt.Errorf("missing WORKLOAD argument (one of %s)", strings.Join(bench.Workloads, ", "))
 		}
+		// Flags may follow the workload too.
 		workload = fs.Arg(0)
-		if fs.NArg() > 1 {
-			return fmt.Errorf("too many arguments (expected 1, got %d)", fs.NArg())
+		if err := parseFlags(u, fs, fs.Args()[1:]); err != nil {
+			return err
 		}
-	} else if fs.NArg() > 0 {
+	}
+	if fs.NArg() > 0 {
 		return fmt.Errorf("too many arguments: %q", fs.Args())
 	}
 	if *format != "table" && *format != "json" {

@@ -28,7 +28,7 @@ func TestCLI_Bench(t *testing.T) {
 	})
 
 	t.Run("watch-fanout table", func(t *testing.T) {
-		r := run(t, "", "bench", addr, "-watchers=100", "-writes=2", "-pid="+itoa(os.Getpid()), "watch-fanout")
+		r := run(t, "", "bench", addr, "-watchers=100", "watch-fanout", "-writes=2", "-pid="+itoa(os.Getpid()))
 		requireOK(t, r)
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		require.Len(t, lines, 4, r.stdout)
