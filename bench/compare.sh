@@ -130,6 +130,8 @@ secs() { local d=$1; d=${d%s}; echo "${d%.*}"; }
 log "starting 3 Cairn servers"
 start_cairn
 SPIDS=("${CAIRN_PIDS[@]}")
+cairn_elections() { cat "$WORK"/cairn?.log | grep -c "starting election" || true; }
+CAIRN_E0=$(cairn_elections)
 log "cairn: fill $FILL_KEYS x 1 KiB"
 echo "$(for p in "${CAIRN_PIDS[@]}"; do rss_of "$p"; done)" >"$OUT/rss-cairn-before.txt"
 measure cairn-fill cb kv-put -clients 100 -requests "$FILL_KEYS" -keys "$FILL_KEYS" -value-size 1024 -sequential -key-prefix fill/
@@ -152,6 +154,8 @@ done
 log "cairn: watch fan-out, $WATCHERS watchers"; profile watch 15
 cb watch-fanout -watchers "$WATCHERS" -writes 5 -pid "$(IFS=,; echo "${CAIRN_PIDS[*]}")" >"$OUT/cairn-watch.json"
 wait_profiles
+# Leader elections after the first one: a sign the servers starved.
+echo $(( $(cairn_elections) - CAIRN_E0 )) >"$OUT/elections-cairn.txt"
 for p in "${CAIRN_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 log "cairn: failover, $ROUNDS rounds (own cluster)"
 "$CAIRN" bench failover -cluster -data-dir "$WORK/failover" -rounds "$ROUNDS" -format=json >"$OUT/cairn-failover.json"
@@ -177,6 +181,7 @@ for _ in $(seq 1 600); do
   ETCDCTL_API=3 etcdctl --endpoints "$EPS" endpoint health >/dev/null 2>&1 && break; sleep 0.1
 done
 eb() { "$EB" -format=json -endpoints "$EPS" "$@"; }
+ETCD_TERM0=$(ETCDCTL_API=3 etcdctl --endpoints "$EPS" endpoint status -w json | grep -o '"raft_term":[0-9]*' | head -1 | cut -d: -f2)
 EPIDS=("${ETCD_PIDS[1]}" "${ETCD_PIDS[2]}" "${ETCD_PIDS[3]}")
 SPIDS=("${EPIDS[@]}")
 log "etcd: fill $FILL_KEYS x 1 KiB"
@@ -196,6 +201,8 @@ for mode in linearizable serializable; do
 done
 log "etcd: watch fan-out, $WATCHERS watchers"
 eb watch-fanout -watchers "$WATCHERS" -writes 5 >"$OUT/etcd-watch.json"
+etcd_term() { ETCDCTL_API=3 etcdctl --endpoints "$EPS" endpoint status -w json | grep -o '"raft_term":[0-9]*' | head -1 | cut -d: -f2; }
+echo $(( $(etcd_term) - ETCD_TERM0 )) >"$OUT/elections-etcd.txt"
 log "etcd: failover, $ROUNDS rounds"
 : >"$OUT/etcd-failover.txt"
 for r in $(seq 1 "$ROUNDS"); do

@@ -120,6 +120,12 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 		line("Server RSS after the fill, largest of 3 (MiB)", float64(cm)/1024, float64(em)/1024, "MiB", false, 1)
 	}
 	cpuTable(stdout, *dir)
+	ce, err1 := os.ReadFile(filepath.Join(*dir, "elections-cairn.txt"))
+	ee, err2 := os.ReadFile(filepath.Join(*dir, "elections-etcd.txt"))
+	if err1 == nil && err2 == nil {
+		fmt.Fprintf(stdout, "Leader elections during the workloads (after the first): cairn %s, etcd %s (raft term increase).\n",
+			strings.TrimSpace(string(ce)), strings.TrimSpace(string(ee)))
+	}
 	return nil
 }
 
