@@ -72,15 +72,18 @@ func validateSession(sess *state.Session) error {
 		sess.Behavior = state.SessionBehaviorRelease
 	case state.SessionBehaviorRelease, state.SessionBehaviorDelete:
 	default:
-		return fmt.Errorf("Invalid Behavior setting '%s': %w", sess.Behavior, rpc.ErrBadRequest) //nolint:staticcheck // Consul's text
+		//lint:ignore ST1005 Consul's exact text
+		return fmt.Errorf("Invalid Behavior setting '%s': %w", sess.Behavior, rpc.ErrBadRequest)
 	}
 	if sess.TTL != "" {
 		ttl, err := time.ParseDuration(sess.TTL)
 		if err != nil {
-			return fmt.Errorf("Session TTL '%s' invalid: %v: %w", sess.TTL, err, rpc.ErrBadRequest) //nolint:staticcheck // Consul's text
+			//lint:ignore ST1005 Consul's exact text
+			return fmt.Errorf("Session TTL '%s' invalid: %v: %w", sess.TTL, err, rpc.ErrBadRequest)
 		}
 		if ttl != 0 && (ttl < SessionTTLMin || ttl > SessionTTLMax) {
-			return fmt.Errorf("Invalid Session TTL '%s', must be between [%v=%v]: %w", //nolint:staticcheck // Consul's text
+			//lint:ignore ST1005 Consul's exact text
+			return fmt.Errorf("Invalid Session TTL '%s', must be between [%v=%v]: %w",
 				sess.TTL, SessionTTLMin, SessionTTLMax, rpc.ErrBadRequest)
 		}
 	}
@@ -205,7 +208,8 @@ func (s *Server) sessionRenew(_ context.Context, args *rpc.SessionSpecificReques
 	}
 	s.setQueryMeta(&rpc.QueryOptions{}, &reply.QueryMeta, idx)
 	if sess == nil {
-		return fmt.Errorf("Session id '%s' not found: %w", args.SessionID, rpc.ErrNotFound) //nolint:staticcheck // Consul's text
+		//lint:ignore ST1005 Consul's exact text
+		return fmt.Errorf("Session id '%s' not found: %w", args.SessionID, rpc.ErrNotFound)
 	}
 	s.resetSessionTimer(sess.ID, sess.TTL)
 	reply.Sessions = []*state.Session{sess}
