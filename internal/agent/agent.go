@@ -343,9 +343,13 @@ func (a *Agent) startHTTP(ctx context.Context) error {
 		return fmt.Errorf("agent: listen http on %s: %w", addr, err)
 	}
 	a.httpLn = ln
-	var snapshots httpapi.SnapshotBackend // nil on a client agent: /v1/snapshot answers 501
+	// A server takes snapshots itself (a follower relays to the leader);
+	// a client agent streams them to a server its router picks.
+	var snapshots httpapi.SnapshotBackend
 	if a.srv != nil {
 		snapshots = a.srv
+	} else if rt, ok := a.caller.(*router); ok {
+		snapshots = newSnapshotRouter(rt)
 	}
 	handler := httpapi.New(httpapi.Config{
 		Caller:         a.caller,

@@ -65,6 +65,13 @@ type Server struct {
 	members     membership
 	memberCh    chan struct{} // member changes for the bootstrap loop (cap 1)
 	reconcileCh chan struct{} // member changes for the leader loop (cap 1)
+
+	// Snapshots (snapshot.go, snapshot_forward.go). restoreMu serializes
+	// restores; snapCancel and snapDone stop the snapshot stream server on
+	// the server port.
+	restoreMu  sync.Mutex
+	snapCancel context.CancelFunc
+	snapDone   chan struct{}
 }
 
 // New validates cfg and allocates a server. It does no I/O.
@@ -121,6 +128,7 @@ func (s *Server) Start() error {
 		s.op.caller = s.callServer
 	}
 	s.op.mu.Unlock()
+	s.startSnapshotServer(parts)
 	if err := s.startRPCServer(parts); err != nil {
 		return err
 	}
@@ -154,6 +162,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	close(s.shutdownCh)
 	parts := s.parts
 	rpcCancel, rpcDone, pool := s.rpcCancel, s.rpcDone, s.pool
+	snapCancel, snapDone := s.snapCancel, s.snapDone
 	s.lifecycleMu.Unlock()
 
 	done := make(chan error, 1)
@@ -168,6 +177,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if rpcCancel != nil {
 			rpcCancel()
 			<-rpcDone
+		}
+		if snapCancel != nil {
+			snapCancel()
+			<-snapDone
 		}
 		if pool != nil {
 			_ = pool.Shutdown()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -17,33 +16,34 @@ import (
 )
 
 // ErrSnapshotNotLeader is returned by SnapshotSave without allowStale and by
-// SnapshotRestore on a server that is not the ready leader. It wraps
-// rpc.ErrNoLeader.
+// SnapshotRestore when no ready leader could be reached within the hold
+// timeout. It wraps rpc.ErrNoLeader.
 var ErrSnapshotNotLeader = fmt.Errorf("server: snapshots are taken and restored on the leader: %w", rpc.ErrNoLeader)
-
-// restoreMu serializes restores: each computes its index floor from Raft's
-// last index and must not interleave with another. It is process-wide
-// rather than per Server so that server.go stays untouched; restores are
-// rare operator actions, so sharing it between in-process servers costs
-// nothing.
-var restoreMu sync.Mutex
 
 // defaultRestoreTimeout bounds raft.Restore when ctx has no deadline.
 const defaultRestoreTimeout = 5 * time.Minute
 
 // SnapshotSave takes a Raft snapshot of the current state and writes it to
 // w as a self-checking archive (package snapshot). Without allowStale only
-// the ready leader answers, so the snapshot holds every acknowledged write.
-// started, when not nil, is called with the snapshot's Raft index before
-// the first byte reaches w (the HTTP API sets X-Consul-Index from it). It
-// returns that index.
+// the ready leader answers, so the snapshot holds every acknowledged write:
+// a follower forwards the request to the leader over a snapshot stream
+// (snapshot_forward.go) and copies the leader's archive to w. With
+// allowStale this server answers from its own state. started, when not
+// nil, is called with the snapshot's Raft index before the first byte
+// reaches w (the HTTP API sets X-Consul-Index from it). It returns that
+// index.
 func (s *Server) SnapshotSave(ctx context.Context, w io.Writer, allowStale bool, started func(index uint64)) (uint64, error) {
+	if allowStale {
+		return s.snapshotSaveLocal(ctx, w, started)
+	}
+	return s.forwardSnapshotSave(ctx, w, started)
+}
+
+// snapshotSaveLocal writes this server's snapshot to w.
+func (s *Server) snapshotSaveLocal(ctx context.Context, w io.Writer, started func(index uint64)) (uint64, error) {
 	r := s.raftOrNil()
 	if r == nil {
 		return 0, ErrNotStarted
-	}
-	if !allowStale && (r.State() != raft.Leader || !s.readyForReads.Load()) {
-		return 0, ErrSnapshotNotLeader
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("server: snapshot save: %w", err)
@@ -72,21 +72,26 @@ func (s *Server) SnapshotSave(ctx context.Context, w io.Writer, allowStale bool,
 // decode of the state) before anything is applied; a bad archive returns an
 // error wrapping snapshot.ErrCorrupt and changes nothing. The restore goes
 // through Raft on the leader, so followers install it too; the FSM swaps
-// its store and abandons the old one, which wakes every blocking query.
+// its store and abandons the old one, which wakes every blocking query. A
+// follower streams the archive to the leader (snapshot_forward.go).
 //
 // Indexes never go backwards for clients: every table index in the
 // restored state is raised to the Raft index of the restore, which is above
 // any index this cluster has answered with.
 func (s *Server) SnapshotRestore(ctx context.Context, r io.Reader) error {
+	return s.forwardSnapshotRestore(ctx, r)
+}
+
+// snapshotRestoreLocal restores on this server, the ready leader.
+func (s *Server) snapshotRestoreLocal(ctx context.Context, r io.Reader) error {
 	rf := s.raftOrNil()
 	if rf == nil {
 		return ErrNotStarted
 	}
-	if rf.State() != raft.Leader || !s.readyForReads.Load() {
-		return ErrSnapshotNotLeader
-	}
-	restoreMu.Lock()
-	defer restoreMu.Unlock()
+	// Restores compute their index floor from Raft's last index and must
+	// not interleave.
+	s.restoreMu.Lock()
+	defer s.restoreMu.Unlock()
 
 	return snapshot.Read(ctxReader{ctx: ctx, r: r}, func(meta *snapshot.Meta, st io.Reader) error {
 		if v := raft.SnapshotVersion(meta.Version); meta.Version < 0 || v < raft.SnapshotVersionMin || v > raft.SnapshotVersionMax {
