@@ -72,6 +72,19 @@ type Config struct {
 	// section (enable_additional_node_meta_txt, default true).
 	EnableNodeMetaTXT bool
 
+	// DisableCache makes every lookup an RPC. By default lookups are
+	// answered from memory, kept fresh by background blocking queries
+	// (cache.go): a catalog change shows in DNS as soon as the blocking
+	// query wakes.
+	DisableCache bool
+	// CacheMaxEntries bounds the cached reads (one per service and
+	// datacenter, one per node); the least recently used goes first.
+	// Default DefaultCacheMaxEntries.
+	CacheMaxEntries int
+	// CacheIdleTimeout stops refreshing an entry that no lookup used for
+	// this long. Default DefaultCacheIdleTimeout.
+	CacheIdleTimeout time.Duration
+
 	Logger *slog.Logger
 }
 
@@ -151,6 +164,18 @@ func (cfg *Config) normalize() error {
 		return fmt.Errorf("%w: udp_answer_limit %d is negative", ErrInvalidConfig, cfg.UDPAnswerLimit)
 	case cfg.UDPAnswerLimit == 0:
 		cfg.UDPAnswerLimit = DefaultUDPAnswerLimit
+	}
+	switch {
+	case cfg.CacheMaxEntries < 0:
+		return fmt.Errorf("%w: cache max entries %d is negative", ErrInvalidConfig, cfg.CacheMaxEntries)
+	case cfg.CacheMaxEntries == 0:
+		cfg.CacheMaxEntries = DefaultCacheMaxEntries
+	}
+	switch {
+	case cfg.CacheIdleTimeout < 0:
+		return fmt.Errorf("%w: cache idle timeout %s is negative", ErrInvalidConfig, cfg.CacheIdleTimeout)
+	case cfg.CacheIdleTimeout == 0:
+		cfg.CacheIdleTimeout = DefaultCacheIdleTimeout
 	}
 	if cfg.ARecordLimit < 0 {
 		return fmt.Errorf("%w: a_record_limit %d is negative", ErrInvalidConfig, cfg.ARecordLimit)

@@ -15,6 +15,12 @@
 // (without a warning either when OnlyPassing), shuffles every answer, and
 // forwards names outside its domains to the configured recursors.
 //
+// Service and node reads are served from a bounded in-memory cache kept
+// fresh by background blocking queries (cache.go; Config.DisableCache turns
+// it off): a catalog or health change is visible as soon as the blocking
+// query wakes, and records derived from a read are built once and shared by
+// the answers served from it (answers.go).
+//
 // It owns the listeners and the goroutines serving them; it must not touch
 // the state store, the local agent state or the configuration loader.
 package dns

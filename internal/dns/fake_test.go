@@ -25,12 +25,70 @@ type fakeCatalog struct {
 
 	// lastContact is reported by stale reads (to exercise max_stale).
 	lastContact time.Duration
+
+	// index is the catalog index (10 until update moves it); changed is
+	// closed and replaced by update, waking blocking reads.
+	index   uint64
+	changed chan struct{}
 }
 
 type fakeCall struct {
 	method     string
 	allowStale bool
 	dc         string
+	minIndex   uint64
+}
+
+// update runs fn on the catalog under the lock, moves the index and wakes
+// blocking reads.
+func (f *fakeCatalog) update(fn func(dcs map[string]*fakeDC)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f.dcs)
+	f.index++
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// block waits while the index is minIndex (blocking query semantics).
+func (f *fakeCatalog) block(ctx context.Context, opts *rpc.QueryOptions) error {
+	if opts.MinQueryIndex == 0 {
+		return nil
+	}
+	wait := opts.MaxQueryTime
+	if wait <= 0 {
+		wait = 5 * time.Minute
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		f.mu.Lock()
+		idx, ch := f.index, f.changed
+		f.mu.Unlock()
+		if idx > opts.MinQueryIndex {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// blockingCalls counts the blocking reads of method.
+func (f *fakeCatalog) blockingCalls(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c.method == method && c.minIndex > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 type fakeDC struct {
@@ -38,12 +96,14 @@ type fakeDC struct {
 	instances []*state.CheckServiceNode
 }
 
+// callsFor lists the non-blocking reads of method (the blocking reads of
+// the cache's watchers come and go in the background).
 func (f *fakeCatalog) callsFor(method string) []fakeCall {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []fakeCall
 	for _, c := range f.calls {
-		if c.method == method {
+		if c.method == method && c.minIndex == 0 {
 			out = append(out, c)
 		}
 	}
@@ -66,12 +126,17 @@ func (f *fakeCatalog) RPC(ctx context.Context, method string, args, reply any) e
 		return fmt.Errorf("fake: unexpected args %T", args)
 	}
 	f.mu.Lock()
-	f.calls = append(f.calls, fakeCall{method: method, allowStale: opts.AllowStale, dc: opts.Datacenter})
+	f.calls = append(f.calls, fakeCall{method: method, allowStale: opts.AllowStale, dc: opts.Datacenter, minIndex: opts.MinQueryIndex})
+	f.mu.Unlock()
+	if err := f.block(ctx, opts); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	lastContact := time.Duration(0)
 	if opts.AllowStale {
 		lastContact = f.lastContact
 	}
-	f.mu.Unlock()
 
 	dcName := opts.Datacenter
 	if dcName == "" {
@@ -81,7 +146,7 @@ func (f *fakeCatalog) RPC(ctx context.Context, method string, args, reply any) e
 	if !ok {
 		return errors.New("rpc error: No path to datacenter")
 	}
-	meta := rpc.QueryMeta{Index: 10, KnownLeader: true, LastContact: lastContact}
+	meta := rpc.QueryMeta{Index: f.index, KnownLeader: true, LastContact: lastContact}
 
 	switch method {
 	case rpc.MethodCatalogNodeServices:
@@ -205,7 +270,7 @@ func newFixture() *fakeCatalog {
 	r1 := dc2.addNode("remote1", "10.9.0.1", nil)
 	dc2.addInstance(r1, &state.NodeService{ID: "web", Service: "web", Port: 80})
 
-	return &fakeCatalog{dcs: map[string]*fakeDC{"dc1": dc1, "dc2": dc2}}
+	return &fakeCatalog{dcs: map[string]*fakeDC{"dc1": dc1, "dc2": dc2}, index: 10, changed: make(chan struct{})}
 }
 
 // recordWriter is a dns.ResponseWriter that keeps what was written.

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -26,8 +25,24 @@ const (
 // consulService is the service every server registers; NS names them.
 const consulService = "consul"
 
-// read makes one catalog read honouring allow_stale and max_stale: a stale
-// answer older than MaxStale is re-read from the leader.
+// lookup returns the read behind key: from the lookup cache, or read
+// directly when the cache is disabled.
+func (s *Server) lookup(ctx context.Context, key cacheKey) (*cacheResult, error) {
+	if s.cache == nil {
+		r, _, err := s.fetch(ctx, key)
+		return r, err
+	}
+	return s.cache.get(ctx, key)
+}
+
+// fetch reads key once without the cache (allow_stale and max_stale
+// honoured).
+func (s *Server) fetch(ctx context.Context, key cacheKey) (*cacheResult, rpc.QueryMeta, error) {
+	return (&lookupCache{s: s}).fetch(ctx, key, 0, 0)
+}
+
+// read makes one uncached catalog read honouring allow_stale and max_stale:
+// a stale answer older than MaxStale is re-read from the leader.
 func (s *Server) read(ctx context.Context, method string, opts *rpc.QueryOptions, args any, reply any, meta *rpc.QueryMeta) error {
 	opts.AllowStale = s.cfg.AllowStale
 	if err := s.cfg.Caller.RPC(ctx, method, args, reply); err != nil {
@@ -117,15 +132,14 @@ func (s *Server) nameservers(ctx context.Context, domain string) (ns, glue []dns
 
 // nodeLookup answers <node>.node[.<dc>].<domain>.
 func (s *Server) nodeLookup(ctx context.Context, resp *dns.Msg, q dns.Question, p parsedName) error {
-	args := rpc.NodeSpecificRequest{Node: p.name, QueryOptions: rpc.QueryOptions{Datacenter: p.dc}}
-	var reply rpc.IndexedNodeServices
-	if err := s.read(ctx, rpc.MethodCatalogNodeServices, &args.QueryOptions, &args, &reply, &reply.QueryMeta); err != nil {
+	r, err := s.lookup(ctx, cacheKey{kind: cacheNode, dc: p.dc, name: p.name})
+	if err != nil {
 		return err
 	}
-	if reply.NodeServices == nil || reply.NodeServices.Node == nil {
+	if r.node == nil || r.node.Node == nil {
 		return errNoSuchName
 	}
-	n := reply.NodeServices.Node
+	n := r.node.Node
 	ttl := seconds(s.cfg.NodeTTL)
 	switch q.Qtype {
 	case dns.TypeA, dns.TypeAAAA, dns.TypeANY:
@@ -154,30 +168,48 @@ func (s *Server) addrLookup(resp *dns.Msg, q dns.Question, p parsedName) {
 	}
 }
 
-// healthyInstances reads a service's instances (in dc, "" = local) and keeps
-// those without a critical check (and without a warning when OnlyPassing)
-// and, when tag is set, those carrying it. The result is shuffled.
+// healthyInstances reads a service's instances (in dc, "" = local) without
+// a critical check (and without a warning when OnlyPassing) and, when tag is
+// set, keeps those carrying it. The result is the caller's own, shuffled.
 func (s *Server) healthyInstances(ctx context.Context, dc, service, tag string) ([]*state.CheckServiceNode, error) {
-	args := rpc.ServiceSpecificRequest{ServiceName: service, QueryOptions: rpc.QueryOptions{Datacenter: dc}}
-	var reply rpc.IndexedCheckServiceNodes
-	if err := s.read(ctx, rpc.MethodHealthServiceNodes, &args.QueryOptions, &args, &reply, &reply.QueryMeta); err != nil {
+	r, idx, err := s.serviceInstances(ctx, dc, service, tag)
+	if err != nil {
 		return nil, err
 	}
-	out := reply.Nodes[:0:0]
-	for _, in := range reply.Nodes {
-		if in == nil || in.Node == nil || in.Service == nil {
-			continue
+	out := make([]*state.CheckServiceNode, len(idx))
+	for i, j := range idx {
+		out[i] = r.insts[j]
+	}
+	return out, nil
+}
+
+// serviceInstances is healthyInstances as the read and a shuffled list of
+// indexes into its instances.
+func (s *Server) serviceInstances(ctx context.Context, dc, service, tag string) (*cacheResult, []int, error) {
+	r, err := s.lookup(ctx, cacheKey{kind: cacheService, dc: dc, name: service})
+	if err != nil {
+		return nil, nil, err
+	}
+	idx := make([]int, 0, len(r.insts))
+	for i, in := range r.insts {
+		if tag == "" || hasTag(in.Service.Tags, tag) {
+			idx = append(idx, i)
 		}
-		if tag != "" && !hasTag(in.Service.Tags, tag) {
-			continue
-		}
-		if s.excluded(in.Checks) {
+	}
+	rand.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+	return r, idx, nil
+}
+
+// healthy keeps the complete instances that DNS may return.
+func (s *Server) healthy(nodes []*state.CheckServiceNode) []*state.CheckServiceNode {
+	out := make([]*state.CheckServiceNode, 0, len(nodes))
+	for _, in := range nodes {
+		if in == nil || in.Node == nil || in.Service == nil || s.excluded(in.Checks) {
 			continue
 		}
 		out = append(out, in)
 	}
-	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	return out, nil
+	return out
 }
 
 // excluded reports whether checks keep an instance out of DNS answers.
@@ -220,27 +252,26 @@ func hasTag(tags []string, tag string) bool {
 // serviceLookup answers [<tag>.]<service>.service[.<dc>].<domain> and the
 // RFC 2782 form.
 func (s *Server) serviceLookup(ctx context.Context, resp *dns.Msg, q dns.Question, p parsedName) error {
-	insts, err := s.healthyInstances(ctx, p.dc, p.name, p.tag)
+	r, idx, err := s.serviceInstances(ctx, p.dc, p.name, p.tag)
 	if err != nil {
 		return err
 	}
-	if len(insts) == 0 {
+	if len(idx) == 0 {
 		return errNoSuchName
 	}
 	ttl := s.ttl.lookup(p.name)
 	switch q.Qtype {
 	case dns.TypeSRV:
-		s.serviceSRV(resp, q, p, insts, ttl)
+		s.serviceSRV(resp, q, p, r, idx, ttl)
 	case dns.TypeA, dns.TypeAAAA, dns.TypeANY:
-		s.serviceAddrs(resp, q, insts, ttl)
+		s.serviceAddrs(resp, q, r, idx, ttl)
 	case dns.TypeTXT:
-		seen := make(map[string]struct{}, len(insts))
-		for _, in := range insts {
-			if _, dup := seen[in.Node.Node]; dup {
-				continue
+		var seen seenSet
+		for _, i := range idx {
+			in := r.insts[i]
+			if seen.add(in.Node.Node) {
+				resp.Answer = append(resp.Answer, metaTXT(q.Name, in.Node.Meta, ttl)...)
 			}
-			seen[in.Node.Node] = struct{}{}
-			resp.Answer = append(resp.Answer, metaTXT(q.Name, in.Node.Meta, ttl)...)
 		}
 	}
 	return nil
@@ -248,27 +279,23 @@ func (s *Server) serviceLookup(ctx context.Context, resp *dns.Msg, q dns.Questio
 
 // serviceAddrs adds one address record per distinct instance address,
 // capped by ARecordLimit.
-func (s *Server) serviceAddrs(resp *dns.Msg, q dns.Question, insts []*state.CheckServiceNode, ttl uint32) {
-	seen := make(map[string]struct{}, len(insts))
-	for _, in := range insts {
+func (s *Server) serviceAddrs(resp *dns.Msg, q dns.Question, r *cacheResult, idx []int, ttl uint32) {
+	items := r.addrItems(q.Qtype)
+	var seen seenSet
+	resp.Answer = make([]dns.RR, 0, len(idx))
+	for _, i := range idx {
 		if s.cfg.ARecordLimit > 0 && len(resp.Answer) >= s.cfg.ARecordLimit {
 			return
 		}
-		addr := in.Service.Address
-		if addr == "" {
-			addr = in.Node.Address
-		}
-		if _, dup := seen[addr]; dup {
+		it := &items[i]
+		if !seen.add(it.key) {
 			continue
 		}
-		seen[addr] = struct{}{}
-		var rrs []dns.RR
-		if in.Service.Address == "" {
-			rrs = nodeAddrRecords(q.Name, in.Node, q.Qtype, ttl)
-		} else {
-			rrs = addrRecords(q.Name, addr, q.Qtype, ttl)
+		for _, t := range it.rrs {
+			if rr := ownedRR(t, q.Name, ttl); rr != nil {
+				resp.Answer = append(resp.Answer, rr)
+			}
 		}
-		resp.Answer = append(resp.Answer, rrs...)
 	}
 }
 
@@ -276,47 +303,25 @@ func (s *Server) serviceAddrs(resp *dns.Msg, q dns.Question, insts []*state.Chec
 // name, or <hex>.addr.<dc>.<domain> when the service has its own IP, or the
 // service's host name; address records of targets go to the additional
 // section.
-func (s *Server) serviceSRV(resp *dns.Msg, q dns.Question, p parsedName, insts []*state.CheckServiceNode, ttl uint32) {
-	dc := s.dcName(p)
-	seen := make(map[string]struct{}, len(insts))
-	extraSeen := make(map[string]struct{}, len(insts))
-	for _, in := range insts {
-		var target string
-		var extra []dns.RR
-		svcAddr := in.Service.Address
-		switch {
-		case svcAddr != "" && svcAddr != in.Node.Address:
-			if a, err := netip.ParseAddr(svcAddr); err == nil {
-				target = hexAddr(a) + ".addr." + dc + "." + p.domain
-				extra = addrRecords(target, svcAddr, dns.TypeANY, ttl)
-			} else {
-				target = dns.Fqdn(svcAddr)
-			}
-		default:
-			target = nodeFQDN(in.Node.Node, dc, p.domain)
-			extra = nodeAddrRecords(target, in.Node, dns.TypeANY, ttl)
-			if s.cfg.EnableNodeMetaTXT {
-				extra = append(extra, metaTXT(target, in.Node.Meta, ttl)...)
-			}
-		}
-		if !validName(target) || in.Service.Port < 0 || in.Service.Port > 65535 {
+func (s *Server) serviceSRV(resp *dns.Msg, q dns.Question, p parsedName, r *cacheResult, idx []int, ttl uint32) {
+	set := r.srvRecords(s.dcName(p), p.domain, ttl, s.cfg.EnableNodeMetaTXT)
+	var seen, extraSeen seenSet
+	resp.Answer = make([]dns.RR, 0, len(idx))
+	resp.Extra = make([]dns.RR, 0, len(idx)+1) // +1: room for the OPT record
+	for _, i := range idx {
+		it := &set.items[i]
+		if !it.ok || !seen.add(it.key) {
 			continue
 		}
-		key := target + ":" + strconv.Itoa(in.Service.Port)
-		if _, dup := seen[key]; dup {
-			continue
-		}
-		seen[key] = struct{}{}
 		resp.Answer = append(resp.Answer, &dns.SRV{
 			Hdr:      hdr(q.Name, dns.TypeSRV, ttl),
 			Priority: 1,
-			Weight:   srvWeight(in),
-			Port:     uint16(in.Service.Port),
-			Target:   target,
+			Weight:   it.weight,
+			Port:     it.port,
+			Target:   it.target,
 		})
-		if _, dup := extraSeen[target]; !dup {
-			extraSeen[target] = struct{}{}
-			resp.Extra = append(resp.Extra, extra...)
+		if extraSeen.add(it.target) {
+			resp.Extra = append(resp.Extra, it.extra...)
 		}
 	}
 }

@@ -20,6 +20,7 @@ type Server struct {
 	ttl       ttlTable
 	recursors []string
 	clients   map[string]*dns.Client // "udp", "tcp"
+	cache     *lookupCache           // nil when Config.DisableCache
 
 	// ctx is cancelled by Shutdown so that in-flight reads and recursions
 	// end and the miekg servers can drain.
@@ -55,6 +56,9 @@ func New(cfg Config) (*Server, error) {
 		s.domains = append(s.domains, cfg.AltDomain)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if !cfg.DisableCache {
+		s.cache = newLookupCache(s)
+	}
 	return s, nil
 }
 
@@ -141,8 +145,9 @@ func (s *Server) TCPAddr() net.Addr {
 	return s.tcpAddr
 }
 
-// Shutdown stops the listeners, cancels in-flight reads and recursions and
-// waits for every serving goroutine, or for ctx. It is idempotent.
+// Shutdown stops the listeners, cancels in-flight reads, recursions and the
+// lookup cache's watchers and waits for every goroutine, or for ctx. It is
+// idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -153,11 +158,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	servers := s.servers()
 	s.mu.Unlock()
 
+	if s.cache != nil {
+		s.cache.close()
+	}
 	s.cancel()
 	var firstErr error
 	for _, srv := range servers {
 		if err := srv.ShutdownContext(ctx); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("dns: shutdown: %w", err)
+		}
+	}
+	if s.cache != nil {
+		if err := s.cache.wait(ctx); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("dns: shutdown: cache watchers: %w", err)
 		}
 	}
 	done := make(chan struct{})
