@@ -24,11 +24,19 @@ func RunFailover(ctx context.Context, cfg Config, co ClusterOptions) (*Result, e
 	if err := c.WaitPeers(ctx, len(c.Servers), 60*time.Second); err != nil {
 		return nil, err
 	}
+	var transports []*http.Transport
+	defer func() {
+		for _, tr := range transports {
+			tr.CloseIdleConnections()
+		}
+	}()
 	client := func(addr string) *api.Client {
+		tr := &http.Transport{}
+		transports = append(transports, tr)
 		ac := api.DefaultNonPooledConfig()
 		ac.Address = addr
-		ac.HttpClient = &http.Client{Timeout: time.Second, Transport: &http.Transport{}}
-		cl, _ := api.NewClient(ac)
+		ac.HttpClient = &http.Client{Timeout: time.Second, Transport: tr}
+		cl, _ := api.NewClient(ac) // cannot fail without TLS files
 		return cl
 	}
 	key := cfg.KeyPrefix + "failover"
