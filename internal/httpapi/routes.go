@@ -45,6 +45,10 @@ func (h *handler) routeTable() []route {
 		{[]string{get}, "/v1/session/list", h.sessionList},
 		{[]string{put}, "/v1/txn", h.txn},
 
+		// User events over gossip (event.go).
+		{[]string{put}, "/v1/event/fire/", h.eventFire},
+		{[]string{get}, "/v1/event/list", h.eventList},
+
 		// Catalog.
 		{[]string{put}, "/v1/catalog/register", h.catalogRegister},
 		{[]string{put}, "/v1/catalog/deregister", h.catalogDeregister},
