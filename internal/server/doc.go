@@ -2,7 +2,7 @@
 // state store, applies committed entries through its FSM, answers the
 // internal RPC methods (rpc.Caller) from the state store and runs the
 // leader loop (barrier, self-registration, reconcile of gossip members,
-// autopilot).
+// autopilot, session TTL timers in session_ttl.go).
 //
 // It owns Raft setup and the server port (Raft and the network RPC share
 // one listener through rpc.Mux), the FSM's command encoding, the RPC
