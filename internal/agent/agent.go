@@ -74,6 +74,12 @@ type Agent struct {
 	dnsSrv  *dns.Server
 	started time.Time
 
+	// events holds the user events received over gossip (event.go);
+	// watches the running config watches (event_watch.go). Both guard
+	// themselves.
+	events  eventRing
+	watches watchSet
+
 	mu sync.Mutex // guards the fields below
 	// runners holds the running check of every check ID that has one
 	// (maintenance checks have none).
@@ -247,6 +253,9 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	if err := a.startGossip(); err != nil {
+		return err
+	}
+	if err := a.reloadWatches(cfg.Watches); err != nil { // event_watch.go
 		return err
 	}
 
@@ -457,6 +466,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 
 func (a *Agent) shutdown(ctx context.Context) error {
 	var errs []error
+	// Config watches hold blocking queries open on our own HTTP server,
+	// which would stall its graceful shutdown.
+	a.stopWatches() // event_watch.go
 	if a.httpSrv != nil {
 		if err := a.httpSrv.Shutdown(ctx); err != nil {
 			// Blocking queries may outlive the grace period; cut them.
@@ -570,6 +582,9 @@ func (a *Agent) Reload() error {
 	}
 	for _, w := range warnings {
 		a.logger.Warn("config warning", "warning", w)
+	}
+	if err := a.reloadWatches(cfg.Watches); err != nil { // event_watch.go
+		return err
 	}
 	if err := a.reloadConfigDefinitions(cfg); err != nil {
 		return err

@@ -105,8 +105,9 @@ func (a *Agent) startGossip() error {
 			a.srv.SetLANMembers(pool.Members)
 			a.srv.MembershipChanged()
 		}
-		a.wg.Add(1)
+		a.wg.Add(2)
 		go a.memberLoop(pool)
+		go a.userEventLoop(pool) // event.go
 	}
 	if a.lan == nil && !a.isServer() {
 		a.logger.Warn("client agent without LAN gossip (ports.serf_lan = -1) cannot find any server")
