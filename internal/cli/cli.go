@@ -133,6 +133,8 @@ func newRoot(u *ui) *cobra.Command {
 		leaf(u, "force-leave", "Forces a member of the cluster to enter the \"left\" state", runForceLeave),
 		leaf(u, "maint", "Controls node or service maintenance mode", runMaint),
 		leaf(u, "lock", "Executes a command holding a lock", runLock),
+		leaf(u, "event", "Fires a new user event", runEvent),
+		leaf(u, "watch", "Watches for changes in Cairn and prints or handles them", runWatch),
 		operatorGroup(u),
 	)
 	return root
