@@ -115,25 +115,6 @@ func (h *handler) agentMembers(w http.ResponseWriter, r *http.Request, _ string)
 	return writeJSON(w, r, members)
 }
 
-// agentServices serves GET /v1/agent/services (ID -> service).
-func (h *handler) agentServices(w http.ResponseWriter, r *http.Request, _ string) error {
-	authz, err := authorizerOf(r)
-	if err != nil {
-		return err
-	}
-	out := make(map[string]*agentService)
-	for id, svc := range h.cfg.Agent.Services() {
-		if svc != nil && authz.ServiceRead(svc.Service) {
-			out[id] = h.agentServiceOut(svc)
-		}
-	}
-	out, err = applyFilter(r, out)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, r, out)
-}
-
 // LocalStateWatcher is optionally implemented by an AgentBackend to make
 // GET /v1/agent/service/:id?hash=H block until the service changes, as
 // Consul's hash-based blocking does. Without it the endpoint answers at once.

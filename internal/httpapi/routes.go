@@ -93,6 +93,8 @@ func (h *handler) routeTable() []route {
 		{[]string{put}, "/v1/agent/service/register", h.agentServiceRegister},
 		{[]string{put}, "/v1/agent/service/deregister/", h.agentServiceDeregister},
 		{[]string{put}, "/v1/agent/service/maintenance/", h.agentServiceMaintenance},
+		{[]string{get}, "/v1/agent/health/service/id/", h.agentHealthServiceID},
+		{[]string{get}, "/v1/agent/health/service/name/", h.agentHealthServiceName},
 		{[]string{get}, "/v1/agent/checks", h.agentChecks},
 		{[]string{put}, "/v1/agent/check/register", h.agentCheckRegister},
 		{[]string{put}, "/v1/agent/check/deregister/", h.agentCheckDeregister},
