@@ -123,7 +123,7 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	ce, err1 := os.ReadFile(filepath.Join(*dir, "elections-cairn.txt"))
 	ee, err2 := os.ReadFile(filepath.Join(*dir, "elections-etcd.txt"))
 	if err1 == nil && err2 == nil {
-		fmt.Fprintf(stdout, "Leader elections during the workloads (after the first): cairn %s, etcd %s (raft term increase).\n",
+		fmt.Fprintf(stdout, "Election attempts during the workloads: cairn %s (\"starting election\" log lines), etcd %s (raft term increase).\n",
 			strings.TrimSpace(string(ce)), strings.TrimSpace(string(ee)))
 	}
 	return nil
