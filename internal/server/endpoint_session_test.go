@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -241,4 +242,33 @@ func TestServer_SessionSurvivesRestart(t *testing.T) {
 			require.Eventually(t, func() bool { return s.sessionTimerCount() == 1 }, 5*time.Second, 10*time.Millisecond)
 		})
 	}
+}
+
+// TestServer_SessionTimersFollowSnapshotRestore: restoring a snapshot on
+// the leader replaces its sessions, and the TTL timers follow: the
+// restored session is armed, the discarded one is not.
+func TestServer_SessionTimersFollowSnapshotRestore(t *testing.T) {
+	s1 := startServer(t, testConfig(t))
+	// s2's node is in the snapshot too, so the restored session's node
+	// exists wherever it is restored.
+	kept := createSession(t, s1, state.Session{TTL: "10s", Name: "kept"})
+	require.True(t, acquire(t, s1, "restored/lock", kept))
+	arch, _ := save(t, s1)
+
+	s2 := startServer(t, secondConfig(t))
+	fastTTL(s2, 0.1)
+	gone := createSession(t, s2, state.Session{Node: "s2", TTL: "10s", Name: "discarded"})
+	require.Eventually(t, func() bool { return s2.sessionTimerCount() == 1 }, 5*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, s2.SnapshotRestore(context.Background(), bytes.NewReader(arch)))
+	require.Nil(t, getSession(t, s2, gone))
+	got := getSession(t, s2, kept)
+	require.NotNil(t, got)
+	require.Equal(t, "kept", got.Name)
+	require.Equal(t, kept, holder(t, s2, "restored/lock"))
+	require.Equal(t, 1, s2.sessionTimerCount())
+
+	// The restored session expires on s2's (fast) timer and its lock goes.
+	require.Eventually(t, func() bool { return getSession(t, s2, kept) == nil }, 5*time.Second, 20*time.Millisecond)
+	require.Equal(t, "", holder(t, s2, "restored/lock"))
 }

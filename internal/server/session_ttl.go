@@ -81,6 +81,31 @@ func (s *Server) startSessionTimers() {
 	s.logger.Debug("session ttl timers armed", "sessions", len(list))
 }
 
+// rearmSessionTimers replaces every timer with one per session of the
+// current store; a no-op unless timers run. A snapshot restore calls it:
+// the restored sessions are not the ones the old timers were for.
+func (s *Server) rearmSessionTimers() {
+	t := &s.sessions
+	t.mu.Lock()
+	if !t.active {
+		t.mu.Unlock()
+		return
+	}
+	for _, at := range t.timers {
+		at.tm.Stop()
+	}
+	t.timers = map[string]*armedTimer{}
+	t.mu.Unlock()
+	_, list, err := s.fsm.State().SessionList(nil)
+	if err != nil {
+		s.logger.Error("failed to list sessions to re-arm their ttl timers", "error", err)
+		return
+	}
+	for _, sess := range list {
+		s.resetSessionTimer(sess.ID, sess.TTL)
+	}
+}
+
 // stopSessionTimers clears every timer and waits for the invalidator. The
 // leader loop calls it when leadership ends.
 func (s *Server) stopSessionTimers() {

@@ -132,6 +132,8 @@ func (s *Server) snapshotRestoreLocal(ctx context.Context, r io.Reader) error {
 		if err := s.reconcileSelf(); err != nil {
 			s.logger.Warn("failed to re-register this server after restore", "error", err)
 		}
+		// Session TTL timers follow the restored sessions (session_ttl.go).
+		s.rearmSessionTimers()
 		return nil
 	})
 }
