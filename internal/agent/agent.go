@@ -90,6 +90,10 @@ type Agent struct {
 	configChecks   map[string]bool
 	nodeMeta       map[string]string
 	state          lifecycle
+	// appliedDefs holds the JSON of the config definition last applied per
+	// "service:<id>" / "check:<id>", so a reload skips unchanged ones
+	// (config_defs.go). Created on first use.
+	appliedDefs map[string]string
 
 	stopCh       chan struct{}
 	stopCtx      context.Context
@@ -114,6 +118,9 @@ const (
 type runner struct {
 	check     checks.Check
 	outputMax int
+	// ttl is a TTL check's TTL (0 for other kinds), for the saved state's
+	// expiry (persist.go).
+	ttl time.Duration
 }
 
 // New validates opts and allocates an Agent. It does no I/O.
@@ -243,6 +250,9 @@ func (a *Agent) Start(ctx context.Context) error {
 	})
 
 	if err := a.loadConfigDefinitions(cfg); err != nil {
+		return err
+	}
+	if err := a.loadPersisted(); err != nil {
 		return err
 	}
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/cairn-io/cairn/internal/config"
@@ -96,24 +97,86 @@ func (a *Agent) reloadConfigDefinitions(cfg *config.RuntimeConfig) error {
 	return a.applyConfigDefs(defs)
 }
 
+// applyConfigDefs registers the config definitions. One whose definition
+// is unchanged since it was last applied, and which is still registered, is
+// left alone: its checks keep running with their status (a reload must not
+// reset them). Changed ones are re-registered; their checks whose own
+// definition did not change keep their status too (keepCheckStatus).
 func (a *Agent) applyConfigDefs(defs *configDefs) error {
 	for _, d := range defs.services {
+		id := serviceID(d)
+		key, enc := "service:"+id, encodeDef(d)
+		if a.unchangedDef(key, enc, a.serviceComplete(d)) {
+			continue
+		}
 		if err := a.addService(d, d.Token, true); err != nil {
-			return fmt.Errorf("agent: register service %q from config: %w", serviceID(d), err)
+			return fmt.Errorf("agent: register service %q from config: %w", id, err)
 		}
 		a.mu.Lock()
-		a.configServices[serviceID(d)] = true
+		a.configServices[id] = true
+		a.setAppliedDef(key, enc)
 		a.mu.Unlock()
 	}
 	for _, d := range defs.checks {
+		id := checkID(d)
+		key, enc := "check:"+id, encodeDef(d)
+		if a.unchangedDef(key, enc, a.local.Check(id) != nil) {
+			continue
+		}
 		if err := a.addCheck(d, d.Token, true); err != nil {
-			return fmt.Errorf("agent: register check %q from config: %w", checkID(d), err)
+			return fmt.Errorf("agent: register check %q from config: %w", id, err)
 		}
 		a.mu.Lock()
-		a.configChecks[checkID(d)] = true
+		a.configChecks[id] = true
+		a.setAppliedDef(key, enc)
 		a.mu.Unlock()
 	}
 	return nil
+}
+
+// unchangedDef reports whether key was last applied with the same encoded
+// definition and is still registered.
+func (a *Agent) unchangedDef(key, enc string, registered bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	prev, ok := a.appliedDefs[key]
+	return ok && registered && enc != "" && prev == enc
+}
+
+// serviceComplete reports whether a service and all the checks its
+// definition lists are registered.
+func (a *Agent) serviceComplete(d *local.ServiceDefinition) bool {
+	if a.local.Service(serviceID(d)) == nil {
+		return false
+	}
+	_, cdefs, err := local.BuildService(d)
+	if err != nil {
+		return false
+	}
+	for _, cd := range cdefs {
+		if a.local.Check(checkID(cd)) == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// setAppliedDef records a definition as applied. Caller holds a.mu.
+func (a *Agent) setAppliedDef(key, enc string) {
+	if a.appliedDefs == nil {
+		a.appliedDefs = map[string]string{}
+	}
+	a.appliedDefs[key] = enc
+}
+
+// encodeDef is a definition's comparable form ("" if it cannot be encoded,
+// which never compares equal to an applied one).
+func encodeDef(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 func serviceID(d *local.ServiceDefinition) string {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/cairn-io/cairn/internal/checks"
@@ -105,6 +106,7 @@ func (a *Agent) addService(def *local.ServiceDefinition, token string, fromConfi
 		}
 		hcs = append(hcs, hc)
 		if r != nil {
+			r.ttl = time.Duration(cd.TTL)
 			runners[hc.CheckID] = r
 		}
 	}
@@ -118,11 +120,13 @@ func (a *Agent) addService(def *local.ServiceDefinition, token string, fromConfi
 		return err
 	}
 	keep := map[string]bool{}
-	for _, hc := range hcs {
+	for i, hc := range hcs {
 		keep[hc.CheckID] = true
+		a.keepCheckStatus(hc, cdefs[i])
 	}
 	// Stop the runners being replaced before the new entries exist, so a
 	// late result of an old runner cannot land on a new check.
+	var dropped []string
 	for id, chk := range a.local.Checks() {
 		if chk.ServiceID == svc.ID || keep[id] {
 			if r := a.runners[id]; r != nil {
@@ -131,11 +135,25 @@ func (a *Agent) addService(def *local.ServiceDefinition, token string, fromConfi
 			}
 			if chk.ServiceID == svc.ID && !keep[id] && !isMaintCheck(id) {
 				_ = a.local.RemoveCheck(id)
+				dropped = append(dropped, id)
 			}
 		}
 	}
 	if err := a.local.AddService(svc, hcs, token); err != nil {
 		return err
+	}
+	for _, id := range dropped {
+		delete(a.configChecks, id)
+		if err := a.unpersistCheck(id); err != nil {
+			a.logger.Warn("remove persisted check failed", "check_id", id, "error", err)
+		}
+	}
+	if !fromConfig {
+		// The local state has the service either way; a failed write only
+		// means it will not survive a restart, which the log says.
+		if err := a.persistService(def, cdefs, token); err != nil {
+			a.logger.Error("persist service failed", "service_id", svc.ID, "error", err)
+		}
 	}
 	for id, r := range runners {
 		a.runners[id] = r
@@ -161,8 +179,15 @@ func (a *Agent) RemoveService(id string) error {
 			r.check.Stop()
 			delete(a.runners, cid)
 		}
+		delete(a.configChecks, cid)
+		if err := a.unpersistCheck(cid); err != nil {
+			a.logger.Warn("remove persisted check failed", "check_id", cid, "error", err)
+		}
 	}
 	delete(a.configServices, id)
+	if err := a.unpersistService(id); err != nil {
+		a.logger.Warn("remove persisted service failed", "service_id", id, "error", err)
+	}
 	a.logger.Debug("service deregistered", "service_id", id)
 	return nil
 }
@@ -181,6 +206,9 @@ func (a *Agent) addCheck(def *local.CheckDefinition, token string, fromConfig bo
 	if err != nil {
 		return err
 	}
+	if r != nil {
+		r.ttl = time.Duration(def.TTL)
+	}
 	if token == "" {
 		token = def.Token
 	}
@@ -192,12 +220,18 @@ func (a *Agent) addCheck(def *local.CheckDefinition, token string, fromConfig bo
 	if hc.ServiceID != "" && a.local.Service(hc.ServiceID) == nil {
 		return fmt.Errorf("%w: ServiceID %q does not exist", rpc.ErrBadRequest, hc.ServiceID)
 	}
+	a.keepCheckStatus(hc, def)
 	if old := a.runners[hc.CheckID]; old != nil {
 		old.check.Stop()
 		delete(a.runners, hc.CheckID)
 	}
 	if err := a.local.AddCheck(hc, token); err != nil {
 		return err
+	}
+	if !fromConfig {
+		if err := a.persistCheck(def, token); err != nil {
+			a.logger.Error("persist check failed", "check_id", hc.CheckID, "error", err)
+		}
 	}
 	if r != nil {
 		a.runners[hc.CheckID] = r
@@ -222,7 +256,30 @@ func (a *Agent) RemoveCheck(id string) error {
 		delete(a.runners, id)
 	}
 	delete(a.configChecks, id)
+	if err := a.unpersistCheck(id); err != nil {
+		a.logger.Warn("remove persisted check failed", "check_id", id, "error", err)
+	}
 	return nil
+}
+
+// keepCheckStatus decides the status a check being (re)registered starts
+// with, unless its definition sets one: a check that exists with the same
+// kind and target keeps its current status and output (a reload or a
+// re-registration does not reset it to critical); a TTL check new to this
+// process takes the status saved before a restart while it is unexpired.
+// Caller holds a.mu.
+func (a *Agent) keepCheckStatus(hc *state.HealthCheck, def *local.CheckDefinition) {
+	if def.Status != "" {
+		return
+	}
+	old := a.local.Check(hc.CheckID)
+	if old == nil {
+		a.restoreTTLState(hc)
+		return
+	}
+	if old.Type == hc.Type && old.ServiceID == hc.ServiceID && reflect.DeepEqual(old.Definition, hc.Definition) {
+		hc.Status, hc.Output = old.Status, old.Output
+	}
 }
 
 // UpdateTTLCheck sets a TTL check's status and output and re-arms its TTL.
@@ -252,6 +309,13 @@ func (a *Agent) UpdateTTLCheck(id, status, output string) error {
 		output = output[:r.outputMax]
 	}
 	ttl.SetStatus(status, output)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.runners[id] == r { // not deregistered or replaced meanwhile
+		if err := a.persistCheckState(id, status, output, r.ttl); err != nil {
+			a.logger.Warn("persist check state failed", "check_id", id, "error", err)
+		}
+	}
 	return nil
 }
 

@@ -12,7 +12,7 @@ const defaultReapInterval = 30 * time.Second
 // than the check's DeregisterCriticalServiceAfter.
 func (a *Agent) reapLoop() {
 	defer a.wg.Done()
-	t := time.NewTicker(a.reapInterval)
+	t := time.NewTicker(envDuration(EnvCheckReapInterval, a.reapInterval))
 	defer t.Stop()
 	for {
 		select {
