@@ -131,6 +131,7 @@ func watchFanout(ctx context.Context, cfg Config) (*Result, error) {
 	var fromAck, fromStart Histogram
 	var missed uint64
 	var cpuSum, cpuMax float64
+	var wakeAgentTicks, wakeSelfTicks uint64
 	cpuSamples := 0
 	last := start
 	armTimeout := 30*time.Second + time.Duration(n)*time.Millisecond
@@ -165,6 +166,11 @@ func watchFanout(ctx context.Context, cfg Config) (*Result, error) {
 			cpuMax = max(cpuMax, pct)
 			cpuSamples++
 		}
+		var agentTicks0, selfTicks0 uint64
+		if len(cfg.Pids) > 0 {
+			agentTicks0, _ = sumTicks(cfg.Pids)
+		}
+		selfTicks0, _ = ProcCPUTicks(os.Getpid())
 		t0 := time.Since(base)
 		wm, err := writer.Put(&api.KVPair{Key: key, Value: []byte(strconv.Itoa(round + 1))}, nil)
 		ack := time.Since(base)
@@ -182,6 +188,16 @@ func watchFanout(ctx context.Context, cfg Config) (*Result, error) {
 			return true
 		}) && ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		// CPU spent to deliver this write to every watcher, servers and
+		// this process (which reads every reply and re-arms every watcher).
+		if len(cfg.Pids) > 0 {
+			if t, err := sumTicks(cfg.Pids); err == nil {
+				wakeAgentTicks += t - agentTicks0
+			}
+		}
+		if t, err := ProcCPUTicks(os.Getpid()); err == nil {
+			wakeSelfTicks += t - selfTicks0
 		}
 		next := last
 		for i := range woken {
@@ -214,6 +230,10 @@ func watchFanout(ctx context.Context, cfg Config) (*Result, error) {
 		Latency:     Summarize(&fromAck),
 		Breakdown:   map[string]Latency{"from_write_start": Summarize(&fromStart)},
 		Extra:       map[string]float64{"watchers": float64(n), "writes": float64(cfg.Writes), "missed": float64(missed)},
+	}
+	r.Extra["client_cpu_ms_per_write"] = float64(wakeSelfTicks) * 1000 / clockTicks / float64(cfg.Writes)
+	if len(cfg.Pids) > 0 {
+		r.Extra["agent_cpu_ms_per_write"] = float64(wakeAgentTicks) * 1000 / clockTicks / float64(cfg.Writes)
 	}
 	if cpuSamples > 0 {
 		r.Extra["agent_cpu_idle_pct_avg"] = cpuSum / float64(cpuSamples)
@@ -260,20 +280,23 @@ func parseStatTicks(s string) (uint64, error) {
 	return u + st, nil
 }
 
+// sumTicks returns the summed utime+stime of pids in clock ticks.
+func sumTicks(pids []int) (uint64, error) {
+	var sum uint64
+	for _, pid := range pids {
+		t, err := ProcCPUTicks(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += t
+	}
+	return sum, nil
+}
+
 // sampleCPU returns the summed CPU use of pids over window as a
 // percentage of one core.
 func sampleCPU(ctx context.Context, pids []int, window time.Duration) (float64, error) {
-	total := func() (uint64, error) {
-		var sum uint64
-		for _, pid := range pids {
-			t, err := ProcCPUTicks(pid)
-			if err != nil {
-				return 0, err
-			}
-			sum += t
-		}
-		return sum, nil
-	}
+	total := func() (uint64, error) { return sumTicks(pids) }
 	a, err := total()
 	if err != nil {
 		return 0, err
