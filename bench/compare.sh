@@ -56,7 +56,7 @@ if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server etcd-client >/dev/null ||
     { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server etcd-client >/dev/null; }
 fi
-# Debian enables a systemd unit; make sure no packaged etcd is on our ports.
+# Debian enables an etcd systemd unit on 2379/2380; this script uses 1237x/1238x.
 log "building cairn and etcdbench"
 (cd "$ROOT" && go build -o "$BIN/cairn" ./cmd/cairn)
 (cd "$ROOT/bench/etcdbench" && go build -o "$BIN/etcdbench" .)
