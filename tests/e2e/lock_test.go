@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -433,4 +434,42 @@ func TestLockCommand(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("cairn lock did not stop after losing the lock; output: %s", out.String())
 	}
+
+	// SIGTERM to `cairn lock` stops the child and releases the lock.
+	sig := exec.Command(testutil.BuildBinary(t), "lock", "-shell=false", "cmd/sig", "sleep", "60")
+	sig.Env = append(cleanEnv(), env...)
+	var sigOut bytes.Buffer
+	sig.Stdout, sig.Stderr = &sigOut, &sigOut
+	require.NoError(t, sig.Start())
+	sigDone := make(chan struct{})
+	var sigErr error
+	go func() {
+		sigErr = sig.Wait()
+		close(sigDone)
+	}()
+	t.Cleanup(func() {
+		_ = sig.Process.Kill()
+		<-sigDone
+	})
+	poll(t, 10*time.Second, func() error {
+		p, _, err := c.KV().Get("cmd/sig/.lock", nil)
+		if err != nil {
+			return err
+		}
+		if p == nil || p.Session == "" {
+			return fmt.Errorf("lock not held yet")
+		}
+		return nil
+	})
+	require.NoError(t, sig.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-sigDone:
+		require.NoError(t, sigErr, "output: %s", sigOut.String())
+		require.Contains(t, sigOut.String(), "Shutdown triggered, killing child")
+	case <-time.After(15 * time.Second):
+		t.Fatalf("cairn lock did not stop on SIGTERM; output: %s", sigOut.String())
+	}
+	p, _, err = c.KV().Get("cmd/sig/.lock", nil)
+	require.NoError(t, err)
+	require.Nil(t, p, "lock released and cleaned up")
 }
