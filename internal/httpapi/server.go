@@ -36,6 +36,9 @@ type Config struct {
 	// KVMaxValueSize is the largest accepted KV value in bytes; 0 means
 	// DefaultKVMaxValueSize.
 	KVMaxValueSize uint64
+	// TxnMaxReqLen bounds a /v1/txn body (limits.txn_max_req_len); 0
+	// means 512 KiB or KVMaxValueSize, whichever is larger.
+	TxnMaxReqLen uint64
 	// Version is reported by /v1/agent/version, e.g. "1.0.0-dev".
 	Version string
 	// Logger receives request failures; nil discards.

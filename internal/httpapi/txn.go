@@ -10,8 +10,8 @@ import (
 	"github.com/cairn-io/cairn/internal/state"
 )
 
-// minTxnMaxReqLen is Consul's default txn_max_req_len (512 KiB); the limit
-// is raised to kv_max_value_size when that is larger.
+// minTxnMaxReqLen is Consul's default txn_max_req_len (512 KiB); without a
+// configured limit it is raised to kv_max_value_size when that is larger.
 const minTxnMaxReqLen = 512 * 1024
 
 // txnOpBody is one operation of /v1/txn's body, in the official client's
@@ -37,6 +37,9 @@ type txnReply struct {
 }
 
 func (h *handler) txnMaxReqLen() uint64 {
+	if h.cfg.TxnMaxReqLen > 0 {
+		return h.cfg.TxnMaxReqLen
+	}
 	return max(uint64(minTxnMaxReqLen), h.cfg.KVMaxValueSize)
 }
 

@@ -125,6 +125,12 @@ func TestTxn_BadRequests(t *testing.T) {
 		rec := env.do("PUT", "/v1/txn", big)
 		require.Equal(t, 413, rec.Code)
 	})
+	t.Run("configured txn_max_req_len", func(t *testing.T) {
+		env := newTestEnv(t, func(c *Config) { c.TxnMaxReqLen = 64 })
+		rec := env.do("PUT", "/v1/txn", `[{"KV":{"Verb":"get","Key":"`+strings.Repeat("k", 64)+`"}}]`)
+		require.Equal(t, 413, rec.Code)
+		require.Contains(t, rec.Body.String(), "max size: 64 bytes")
+	})
 }
 
 // TestTxn_EachOpAuthorizedLikeItsEndpoint: denied operations are reported
