@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cairn-io/cairn/internal/acl"
 	"github.com/cairn-io/cairn/internal/rpc"
 	"github.com/cairn-io/cairn/internal/state"
 )
@@ -170,4 +171,49 @@ func TestKV_AcquireRelease(t *testing.T) {
 			require.Equal(t, "body", string(req.Entry.Value))
 		})
 	}
+}
+
+// sessionRules is an Authorizer with session rules: session:write and
+// session:read on node "node1" only.
+type sessionRules struct{ acl.Authorizer }
+
+func (sessionRules) SessionRead(node string) bool  { return node == "node1" }
+func (sessionRules) SessionWrite(node string) bool { return node == "node1" }
+
+func TestSession_SessionRulesWhenTheAuthorizerHasThem(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.ACL = acl.StaticResolver(sessionRules{acl.DenyAll()}) })
+	captureSessionCreate(env)
+	require.Equal(t, 200, env.do("PUT", "/v1/session/create", "").Code, "own node by default")
+	rec := env.do("PUT", "/v1/session/create", `{"Node":"other"}`)
+	require.Equal(t, 403, rec.Code)
+	require.Equal(t, "Permission denied", rec.Body.String())
+
+	sessions := map[string]*state.Session{
+		"mine":   {ID: "mine", Node: "node1"},
+		"theirs": {ID: "theirs", Node: "other"},
+	}
+	env.caller.on(rpc.MethodSessionGet, func(args, reply any) error {
+		if s, ok := sessions[args.(*rpc.SessionSpecificRequest).SessionID]; ok {
+			reply.(*rpc.IndexedSessions).Sessions = []*state.Session{s}
+		}
+		return nil
+	})
+	env.caller.on(rpc.MethodSessionList, func(args, reply any) error {
+		reply.(*rpc.IndexedSessions).Sessions = []*state.Session{sessions["mine"], sessions["theirs"]}
+		return nil
+	})
+	env.caller.on(rpc.MethodSessionRenew, func(args, reply any) error { return nil })
+	require.Equal(t, 200, env.do("PUT", "/v1/session/destroy/mine", "").Code)
+	require.Equal(t, 403, env.do("PUT", "/v1/session/destroy/theirs", "").Code)
+	require.Equal(t, 403, env.do("PUT", "/v1/session/renew/theirs", "").Code)
+	require.Equal(t, 200, env.do("PUT", "/v1/session/destroy/unknown", "").Code, "nothing to protect")
+
+	rec = env.do("GET", "/v1/session/list", "")
+	require.Equal(t, 200, rec.Code)
+	var list []state.Session
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &list))
+	require.Len(t, list, 1)
+	require.Equal(t, "mine", list[0].ID)
+	rec = env.do("GET", "/v1/session/info/theirs", "")
+	require.Equal(t, "[]", rec.Body.String())
 }
