@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// hclogAdapter lets raft and raft-wal, which log through hclog, write to
+// hclogAdapter lets raft, which logs through hclog, write to
 // our slog logger. Trace goes to debug; raft is chatty at debug, so its
 // output only shows when the agent logs at debug.
 type hclogAdapter struct {

@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftwal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/cairn-io/cairn/internal/rpc"
 )
@@ -81,21 +80,27 @@ func (s *Server) openRaft() (*raftParts, error) {
 		snaps = raft.NewInmemSnapshotStore()
 	} else {
 		dir := filepath.Join(s.cfg.DataDir, "raft")
-		walDir := filepath.Join(dir, "wal")
-		if err := os.MkdirAll(walDir, 0o700); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("server: create raft dir: %w", err)
 		}
-		// raft-wal v0.4.0's Close leaves its meta store (a bolt file with
-		// a file lock) open, so we own it and close it after the WAL.
-		meta := &metadb.BoltMetaDB{}
-		wal, err := raftwal.Open(walDir, raftwal.WithMetaStore(meta),
-			raftwal.WithLogger(newHCLogAdapter(s.logger, "raft.wal")))
+		// The log and stable store is raft-boltdb (bbolt, fsync on every
+		// append batch), as Consul ships by default. raft-wal v0.4.0 (the
+		// newest served here) cannot reopen a WAL after a crash that
+		// followed a log-suffix truncation ("sealed segment has no index
+		// block", hashicorp/raft-wal#31): the robustness suite hit it on a
+		// kill -9 restart.
+		path := filepath.Join(dir, "raft.db")
+		store, err := raftboltdb.New(raftboltdb.Options{Path: path})
 		if err != nil {
-			_ = meta.Close()
-			return nil, fmt.Errorf("server: open raft wal %s: %w", walDir, err)
+			return nil, fmt.Errorf("server: open raft log store %s: %w", path, err)
 		}
-		parts.closers = append(parts.closers, wal, meta)
-		logs, stable = wal, wal
+		parts.closers = append(parts.closers, store)
+		cache, err := raft.NewLogCache(raftLogCacheSize, store)
+		if err != nil {
+			parts.close()
+			return nil, fmt.Errorf("server: raft log cache: %w", err)
+		}
+		logs, stable = cache, store
 		fss, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHCLogAdapter(s.logger, "raft.snapshot"))
 		if err != nil {
 			parts.close()
@@ -161,6 +166,10 @@ func (p *raftParts) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// raftLogCacheSize is how many recent log entries are kept in memory in
+// front of the on-disk store, so replication to followers rarely reads disk.
+const raftLogCacheSize = 512
 
 // raftTransportTimeout bounds one Raft RPC (AppendEntries, RequestVote,
 // InstallSnapshot chunks) over the network transport.
