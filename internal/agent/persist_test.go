@@ -237,3 +237,19 @@ func TestAgent_ReloadKeepsCheckStatus(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, e, 1)
 }
+
+// TestAgent_PersistedLosesToConfig: a service persisted from HTTP that a
+// config file now defines is taken from the config, and its file removed.
+func TestAgent_PersistedLosesToConfig(t *testing.T) {
+	dir := t.TempDir()
+	n := startReady(t, singleServerConfig(t, dir))
+	require.NoError(t, n.client.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "dup", Name: "dup", Port: 1}))
+	require.FileExists(t, filepath.Join(dir, servicesDir, fileName("dup")))
+	stopNode(t, n)
+
+	cfg := singleServerConfig(t, dir)
+	cfg.Services = []map[string]any{{"id": "dup", "name": "dup", "port": 2}}
+	n = startReady(t, cfg)
+	require.Equal(t, 2, n.a.Services()["dup"].Port)
+	require.NoFileExists(t, filepath.Join(dir, servicesDir, fileName("dup")))
+}
