@@ -27,15 +27,13 @@ func (s *stringsFlag) Set(v string) error {
 	return nil
 }
 
-const benchUsage = `Usage: cairn bench [options] WORKLOAD
-
+const benchUsage = `
 Drives Cairn agents over the HTTP API (official consul/api client) and
-prints throughput, p50/p90/p99/p99.9 latency and errors.
+prints throughput, p50/p90/p99/p99.9 latency and errors. The WORKLOAD
+may come before or after the options.
 
 Workloads: kv-put, kv-get, kv-mix, catalog-churn, health-read,
 watch-fanout, failover (failover needs -cluster).
-
-Options:
 `
 
 func runBench(u *ui, args []string) error {
@@ -166,9 +164,17 @@ func runBench(u *ui, args []string) error {
 		return err
 	}
 	if *format == "json" {
-		return bench.WriteJSON(u.out, []*bench.Result{res})
+		err = bench.WriteJSON(u.out, []*bench.Result{res})
+	} else {
+		err = bench.WriteTable(u.out, []*bench.Result{res})
 	}
-	return bench.WriteTable(u.out, []*bench.Result{res})
+	if err != nil {
+		return err
+	}
+	if res.Ops == 0 && res.Errors > 0 {
+		return fmt.Errorf("every operation failed (%d errors); first: %s", res.Errors, res.FirstError)
+	}
+	return nil
 }
 
 // isTerminal reports whether w is a character device (a terminal).

@@ -49,6 +49,10 @@ func TestCLI_Bench(t *testing.T) {
 		requireFail(t, run(t, "", "bench", "kv-get", addr, "-consistency=strong"), "-consistency must be")
 		requireFail(t, run(t, "", "bench", "failover", addr), "failover needs -cluster")
 		requireFail(t, run(t, "", "bench", "kv-put", addr, "-format=xml"), "-format must be")
+		r := run(t, "", "bench", "kv-put", "-http-addr=127.0.0.1:1", "-requests=3", "-clients=1")
+		require.Equal(t, 1, r.code)
+		require.Contains(t, r.stderr, "every operation failed (3 errors)")
+		require.Contains(t, r.stdout, "kv-put", "the table is still printed")
 	})
 }
 
