@@ -13,6 +13,7 @@
 #   -keep     keep the data dirs and logs
 # Environment: OUT (results dir, default bench/results/<timestamp>),
 #   DURATION (20s), FILL_KEYS (100000), WATCHERS (10000), ROUNDS (5),
+#   SETTLE (45: seconds after the fill before RSS is read a second time),
 #   WORK (data dirs, default a new dir under /var/tmp).
 set -euo pipefail
 
@@ -28,9 +29,9 @@ done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 if [[ $QUICK == 1 ]]; then
-  : "${DURATION:=5s}" "${FILL_KEYS:=20000}" "${WATCHERS:=1000}" "${ROUNDS:=2}"
+  : "${DURATION:=5s}" "${FILL_KEYS:=20000}" "${WATCHERS:=1000}" "${ROUNDS:=2}" "${SETTLE:=5}"
 else
-  : "${DURATION:=20s}" "${FILL_KEYS:=100000}" "${WATCHERS:=10000}" "${ROUNDS:=5}"
+  : "${DURATION:=20s}" "${FILL_KEYS:=100000}" "${WATCHERS:=10000}" "${ROUNDS:=5}" "${SETTLE:=45}"
 fi
 OUT="${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}"
 WORK="${WORK:-$(mktemp -d /var/tmp/cairn-compare.XXXXXX)}"
@@ -137,6 +138,10 @@ echo "$(for p in "${CAIRN_PIDS[@]}"; do rss_of "$p"; done)" >"$OUT/rss-cairn-bef
 measure cairn-fill cb kv-put -clients 100 -requests "$FILL_KEYS" -keys "$FILL_KEYS" -value-size 1024 -sequential -key-prefix fill/
 sleep 2
 echo "$(for p in "${CAIRN_PIDS[@]}"; do rss_of "$p"; done)" >"$OUT/rss-cairn.txt"
+# Again once Raft has had time to snapshot the 100 MB of state (Cairn
+# snapshots every 30 s past 16,384 entries; etcd at 100,000 entries).
+sleep "$SETTLE"
+echo "$(for p in "${CAIRN_PIDS[@]}"; do rss_of "$p"; done)" >"$OUT/rss-cairn-settled.txt"
 D=$(secs "$DURATION")
 log "cairn: put, 100 clients"; profile put $((D - 2))
 measure cairn-put100 cb kv-put -clients 100 -duration "$DURATION" -keys 10000 -value-size 256
@@ -189,6 +194,8 @@ echo "$(for p in "${EPIDS[@]}"; do rss_of "$p"; done)" >"$OUT/rss-etcd-before.tx
 measure etcd-fill eb put -clients 100 -requests "$FILL_KEYS" -keys "$FILL_KEYS" -value-size 1024 -sequential -key-prefix fill/
 sleep 2
 echo "$(for p in "${EPIDS[@]}"; do rss_of "$p"; done)" >"$OUT/rss-etcd.txt"
+sleep "$SETTLE"
+echo "$(for p in "${EPIDS[@]}"; do rss_of "$p"; done)" >"$OUT/rss-etcd-settled.txt"
 log "etcd: put, 100 clients"
 measure etcd-put100 eb put -clients 100 -duration "$DURATION" -keys 10000 -value-size 256
 log "etcd: put, 1 client"

@@ -59,16 +59,17 @@ func readResult(dir, stem string) (*bench.Result, error) {
 	return rs[0], nil
 }
 
-// readRSS reads one line of VmRSS values in kB (one per server).
-func readRSS(dir, system string) (sum, maxKB uint64, err error) {
-	b, err := os.ReadFile(filepath.Join(dir, "rss-"+system+".txt"))
+// readRSS reads one line of VmRSS values in kB (one per server) from
+// rss-<name>.txt.
+func readRSS(dir, name string) (sum, maxKB uint64, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, "rss-"+name+".txt"))
 	if err != nil {
 		return 0, 0, err
 	}
 	for _, f := range strings.Fields(string(b)) {
 		v, err := strconv.ParseUint(f, 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("rss-%s.txt: %q: %w", system, f, err)
+			return 0, 0, fmt.Errorf("rss-%s.txt: %q: %w", name, f, err)
 		}
 		sum += v
 		maxKB = max(maxKB, v)
@@ -118,6 +119,12 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	if err1 == nil && err2 == nil {
 		line("Server RSS after the fill, sum of 3 (MiB)", float64(cs)/1024, float64(es)/1024, "MiB", false, 1)
 		line("Server RSS after the fill, largest of 3 (MiB)", float64(cm)/1024, float64(em)/1024, "MiB", false, 1)
+	}
+	cs, cm, err1 = readRSS(*dir, "cairn-settled")
+	es, em, err2 = readRSS(*dir, "etcd-settled")
+	if err1 == nil && err2 == nil {
+		line("Server RSS after the fill + settle, sum of 3 (MiB)", float64(cs)/1024, float64(es)/1024, "MiB", false, 1)
+		line("Server RSS after the fill + settle, largest of 3 (MiB)", float64(cm)/1024, float64(em)/1024, "MiB", false, 1)
 	}
 	cpuTable(stdout, *dir)
 	ce, err1 := os.ReadFile(filepath.Join(*dir, "elections-cairn.txt"))
