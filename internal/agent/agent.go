@@ -377,6 +377,7 @@ func (a *Agent) startHTTP(ctx context.Context) error {
 		Datacenter:     cfg.Datacenter,
 		NodeName:       cfg.NodeName,
 		KVMaxValueSize: cfg.KVMaxValueSize,
+		TxnMaxReqLen:   cfg.TxnMaxReqLen,
 		Version:        a.opts.Version,
 		Logger:         a.logger.With("component", "http"),
 		EnableDebug:    cfg.EnableDebug,
