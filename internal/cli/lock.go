@@ -30,9 +30,11 @@ type lockHolder interface {
 
 type mutexHolder struct{ l *api.Lock }
 
-func (m mutexHolder) acquire(stopCh <-chan struct{}) (<-chan struct{}, error) { return m.l.Lock(stopCh) }
-func (m mutexHolder) release() error                                          { return m.l.Unlock() }
-func (m mutexHolder) destroy() error                                          { return m.l.Destroy() }
+func (m mutexHolder) acquire(stopCh <-chan struct{}) (<-chan struct{}, error) {
+	return m.l.Lock(stopCh)
+}
+func (m mutexHolder) release() error { return m.l.Unlock() }
+func (m mutexHolder) destroy() error { return m.l.Destroy() }
 
 type semaphoreHolder struct{ s *api.Semaphore }
 
