@@ -109,21 +109,10 @@ func (s *Server) catalogListDatacenters(_ context.Context, _ *rpc.DCSpecificRequ
 }
 
 func (s *Server) catalogListNodes(ctx context.Context, args *rpc.DCSpecificRequest, reply *rpc.IndexedNodes) error {
-	f, err := newFilter(args.Filter)
-	if err != nil {
-		return err
-	}
-	return s.blockingQuery(ctx, &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.Store) (uint64, error) {
-		idx, nodes, err := st.Nodes(ws, args.NodeMetaFilters)
-		if err != nil {
-			return 0, err
-		}
-		if nodes, err = applyFilter(f, nodes); err != nil {
-			return 0, err
-		}
-		reply.Nodes = nonNil(nodes)
-		return idx, nil
-	})
+	return listQuery(ctx, s, &args.QueryOptions, &reply.QueryMeta, &reply.Nodes,
+		func(ws memdb.WatchSet, st *state.Store) (uint64, []*state.Node, error) {
+			return st.Nodes(ws, args.NodeMetaFilters)
+		})
 }
 
 func (s *Server) catalogListServices(ctx context.Context, args *rpc.DCSpecificRequest, reply *rpc.IndexedServices) error {
@@ -149,21 +138,10 @@ func (s *Server) catalogServiceNodes(ctx context.Context, args *rpc.ServiceSpeci
 	if args.ServiceName == "" {
 		return fmt.Errorf("must provide service name: %w", rpc.ErrBadRequest)
 	}
-	f, err := newFilter(args.Filter)
-	if err != nil {
-		return err
-	}
-	return s.blockingQuery(ctx, &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.Store) (uint64, error) {
-		idx, list, err := st.ServiceNodes(ws, args.ServiceName, args.ServiceTags, args.NodeMetaFilters)
-		if err != nil {
-			return 0, err
-		}
-		if list, err = applyFilter(f, list); err != nil {
-			return 0, err
-		}
-		reply.ServiceNodes = nonNil(list)
-		return idx, nil
-	})
+	return listQuery(ctx, s, &args.QueryOptions, &reply.QueryMeta, &reply.ServiceNodes,
+		func(ws memdb.WatchSet, st *state.Store) (uint64, []*state.ServiceNode, error) {
+			return st.ServiceNodes(ws, args.ServiceName, args.ServiceTags, args.NodeMetaFilters)
+		})
 }
 
 func (s *Server) catalogNodeServices(ctx context.Context, args *rpc.NodeSpecificRequest, reply *rpc.IndexedNodeServices) error {

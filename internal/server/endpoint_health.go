@@ -40,19 +40,27 @@ func (s *Server) healthChecksInState(ctx context.Context, args *rpc.ChecksInStat
 // checksQuery runs a blocking, filtered read of a check list.
 func (s *Server) checksQuery(ctx context.Context, opts *rpc.QueryOptions, reply *rpc.IndexedHealthChecks,
 	read func(memdb.WatchSet, *state.Store) (uint64, []*state.HealthCheck, error)) error {
+	return listQuery(ctx, s, opts, &reply.QueryMeta, &reply.HealthChecks, read)
+}
+
+// listQuery runs a blocking read of a list, applies the request's filter
+// and stores the result (never nil) in out. Every list endpoint goes
+// through it so filtering and empty-list handling stay the same.
+func listQuery[T any](ctx context.Context, s *Server, opts *rpc.QueryOptions, meta *rpc.QueryMeta, out *[]T,
+	read func(memdb.WatchSet, *state.Store) (uint64, []T, error)) error {
 	f, err := newFilter(opts.Filter)
 	if err != nil {
 		return err
 	}
-	return s.blockingQuery(ctx, opts, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.Store) (uint64, error) {
-		idx, checks, err := read(ws, st)
+	return s.blockingQuery(ctx, opts, meta, func(ws memdb.WatchSet, st *state.Store) (uint64, error) {
+		idx, list, err := read(ws, st)
 		if err != nil {
 			return 0, err
 		}
-		if checks, err = applyFilter(f, checks); err != nil {
+		if list, err = applyFilter(f, list); err != nil {
 			return 0, err
 		}
-		reply.HealthChecks = nonNil(checks)
+		*out = nonNil(list)
 		return idx, nil
 	})
 }
@@ -61,19 +69,8 @@ func (s *Server) healthServiceNodes(ctx context.Context, args *rpc.ServiceSpecif
 	if args.ServiceName == "" {
 		return fmt.Errorf("must provide service name: %w", rpc.ErrBadRequest)
 	}
-	f, err := newFilter(args.Filter)
-	if err != nil {
-		return err
-	}
-	return s.blockingQuery(ctx, &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.Store) (uint64, error) {
-		idx, list, err := st.CheckServiceNodes(ws, args.ServiceName, args.ServiceTags, args.NodeMetaFilters)
-		if err != nil {
-			return 0, err
-		}
-		if list, err = applyFilter(f, list); err != nil {
-			return 0, err
-		}
-		reply.Nodes = nonNil(list)
-		return idx, nil
-	})
+	return listQuery(ctx, s, &args.QueryOptions, &reply.QueryMeta, &reply.Nodes,
+		func(ws memdb.WatchSet, st *state.Store) (uint64, []*state.CheckServiceNode, error) {
+			return st.CheckServiceNodes(ws, args.ServiceName, args.ServiceTags, args.NodeMetaFilters)
+		})
 }
