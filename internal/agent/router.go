@@ -150,10 +150,13 @@ func (r *router) RPC(ctx context.Context, method string, args, reply any) error 
 		if retryNow && time.Now().Before(deadline) {
 			continue
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		if time.Now().Add(wait).After(deadline) {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
 			return err
 		}
+		// Hold for the whole rpc_hold_timeout: the last wait is cut to
+		// the deadline and one more attempt is made at it.
+		wait := min(backoff/2+rand.N(backoff/2+1), remaining)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
