@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/cairn-io/cairn/internal/rpc"
@@ -11,7 +10,7 @@ import (
 // whether the configuration was written (false only when a CAS failed).
 func (f *fsm) applyAutopilot(idx uint64, body []byte) any {
 	var req rpc.AutopilotSetConfigRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := decodeCommand(body, &req); err != nil {
 		return fmt.Errorf("server: decode autopilot command: %w", err)
 	}
 	st := f.State()

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -141,7 +140,7 @@ func mapSessionError(err error) error {
 
 func (f *fsm) applySession(idx uint64, body []byte) any {
 	var req rpc.SessionRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := decodeCommand(body, &req); err != nil {
 		return fmt.Errorf("server: decode session command: %w", err)
 	}
 	switch req.Op {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/hashicorp/go-memdb"
@@ -80,7 +79,7 @@ func (s *Server) txnRead(ctx context.Context, args *rpc.TxnReadRequest, reply *r
 
 func (f *fsm) applyTxn(idx uint64, body []byte) any {
 	var req rpc.TxnRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := decodeCommand(body, &req); err != nil {
 		return fmt.Errorf("server: decode txn command: %w", err)
 	}
 	results, errs := f.State().Txn(idx, req.Ops)

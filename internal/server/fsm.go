@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,7 +13,7 @@ import (
 )
 
 // MessageType is the first byte of every Raft log command; the rest is the
-// JSON-encoded request.
+// encoded request (msgpack, or JSON in older logs: see command.go).
 type MessageType uint8
 
 // Message types. Never renumber: they are in every Raft log on disk.
@@ -34,15 +33,6 @@ const (
 // type may skip. Without it an unknown type stops the server, because
 // skipping a command silently would make its state diverge.
 const IgnoreUnknownTypeFlag MessageType = 0x80
-
-// encodeCommand builds a Raft command from a message type and request.
-func encodeCommand(t MessageType, req any) ([]byte, error) {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("server: encode %d command: %w", t, err)
-	}
-	return append([]byte{byte(t)}, body...), nil
-}
 
 // fsm applies committed Raft entries to the state store. Raft calls Apply,
 // Snapshot and Restore from one goroutine (Persist may run concurrently
@@ -102,7 +92,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 
 func (f *fsm) applyKVS(idx uint64, body []byte) any {
 	var req rpc.KVSRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := decodeCommand(body, &req); err != nil {
 		return fmt.Errorf("server: decode kvs command: %w", err)
 	}
 	st := f.State()
@@ -154,7 +144,7 @@ func (f *fsm) applyKVS(idx uint64, body []byte) any {
 
 func (f *fsm) applyRegister(idx uint64, body []byte) any {
 	var req rpc.RegisterRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := decodeCommand(body, &req); err != nil {
 		return fmt.Errorf("server: decode register command: %w", err)
 	}
 	return f.State().EnsureRegistration(idx, registrationFromRequest(&req))
@@ -162,7 +152,7 @@ func (f *fsm) applyRegister(idx uint64, body []byte) any {
 
 func (f *fsm) applyDeregister(idx uint64, body []byte) any {
 	var req rpc.DeregisterRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := decodeCommand(body, &req); err != nil {
 		return fmt.Errorf("server: decode deregister command: %w", err)
 	}
 	st := f.State()
