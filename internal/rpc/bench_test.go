@@ -49,3 +49,27 @@ func benchServer(b *testing.B, h Handler) (*Server, net.Addr, func()) {
 	go func() { defer close(done); _ = srv.Serve(ctx, rpcLn) }()
 	return srv, ln.Addr(), func() { cancel(); <-done; _ = mux.Close() }
 }
+
+// BenchmarkConnPool_RPCSequential measures one small call at a time over a
+// real TCP loopback session: the per-call cost of the stream set-up and the
+// codec, without concurrency hiding it.
+func BenchmarkConnPool_RPCSequential(b *testing.B) {
+	h := func(_ context.Context, _ string, args, r any) error {
+		*r.(*IndexedKVEntries) = IndexedKVEntries{QueryMeta: QueryMeta{Index: 7}, Entries: []*state.KVEntry{{Key: args.(*KeyRequest).Key, Value: []byte("v"), ModifyIndex: 7}}}
+		return nil
+	}
+	_, addr, stop := benchServer(b, h)
+	defer stop()
+	pool := NewConnPool(ConnPoolConfig{})
+	defer pool.Shutdown()
+	ctx := context.Background()
+	args := &KeyRequest{Key: "web/config"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		var out IndexedKVEntries
+		if err := pool.RPC(ctx, addr, MethodKVSGet, args, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
