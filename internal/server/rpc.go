@@ -82,6 +82,15 @@ func (s *Server) endpointTable() map[string]handler {
 	}
 }
 
+// dispatch serves one request: in-process when this server may answer it,
+// else on the leader (forward.go).
+func (s *Server) dispatch(ctx context.Context, method string, h handler, args, reply any) error {
+	if !needsLeader(method, args) {
+		return h(ctx, args, reply)
+	}
+	return s.leaderRPC(ctx, method, h, args, reply)
+}
+
 // Blocking query limits.
 const (
 	defaultMaxQueryTime = 5 * time.Minute

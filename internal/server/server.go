@@ -32,6 +32,9 @@ type Server struct {
 	raftNotifyCh chan bool
 	endpoints    map[string]handler
 
+	// coalesce shares identical blocking reads in flight (coalesce.go).
+	coalesce *coalescer
+
 	lifecycleMu sync.Mutex
 	started     bool
 	stopped     bool
@@ -94,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 		readyCh:      make(chan struct{}),
 		memberCh:     make(chan struct{}, 1),
 		reconcileCh:  make(chan struct{}, 1),
+		coalesce:     newCoalescer(),
 	}
 	s.endpoints = s.endpointTable()
 	return s, nil
@@ -168,6 +172,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() {
 		var errs []error
+		// Shared blocking reads end first: they may be forwarding
+		// through the pool closed below.
+		s.coalesce.stop()
 		if parts != nil && parts.raft != nil {
 			if err := parts.raft.Shutdown().Error(); err != nil {
 				errs = append(errs, fmt.Errorf("server: shut down raft: %w", err))
@@ -233,7 +240,8 @@ func (s *Server) LeaderReady() <-chan struct{} { return s.readyCh }
 // RPC implements rpc.Caller by dispatching to the endpoint named by method:
 // in-process when this server may answer (stale reads, status, its own Raft
 // stats, anything on the leader), else forwarded to the leader, waiting up
-// to RPCHoldTimeout for one during an election (forward.go). It is also the
+// to RPCHoldTimeout for one during an election (forward.go). Identical
+// blocking reads in flight share one call (coalesce.go). It is also the
 // handler of the network RPC served on the server port.
 func (s *Server) RPC(ctx context.Context, method string, args, reply any) error {
 	h, ok := s.endpoints[method]
@@ -243,10 +251,12 @@ func (s *Server) RPC(ctx context.Context, method string, args, reply any) error 
 	if s.raftOrNil() == nil {
 		return ErrNotStarted
 	}
-	if !needsLeader(method, args) {
-		return h(ctx, args, reply)
+	if coalescible(method, args) {
+		return s.coalesce.do(ctx, method, args, reply, func(ctx context.Context, args, reply any) error {
+			return s.dispatch(ctx, method, h, args, reply)
+		})
 	}
-	return s.leaderRPC(ctx, method, h, args, reply)
+	return s.dispatch(ctx, method, h, args, reply)
 }
 
 var _ rpc.Caller = (*Server)(nil)

@@ -1,0 +1,353 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+
+	"github.com/cairn-io/cairn/internal/rpc"
+)
+
+// Coalescing of identical blocking reads.
+//
+// Thousands of watchers of one key send the same blocking query. Without
+// coalescing, each holds its own forwarded RPC (on a follower) or its own
+// memdb watch (on the leader), and every write wakes, re-runs, re-encodes
+// and answers each of them one by one. The coalescer runs one call per
+// distinct request and hands every identical request that arrives while it
+// is in flight a private copy of its result.
+//
+// Identical means: same method, same reply type and the same msgpack
+// encoding of the whole args (every QueryOptions field included: index,
+// wait, token, consistency, filter), the encoding the RPC codec uses on the
+// wire. Only blocking reads (MinQueryIndex > 0) are coalesced, never a
+// write: a shared read is answered with a result whose index passed
+// MinQueryIndex, which is what each of its waiters asked for.
+//
+// A request that joins a call late may get a result read shortly before it
+// arrived: between the moment the shared query produced its answer and the
+// moment the call completes (microseconds on the leader, about one network
+// round trip for a call forwarded by a follower). That result still has an
+// index above the request's MinQueryIndex, which is all a blocking query
+// promises; the client's next query, with the new index, sees later writes.
+//
+// Lifetime: the shared call runs on its own goroutine under a context that
+// keeps the first caller's values but not its cancellation. It ends when
+// every waiter has gone (each waiter returns at once when its own context
+// ends) or when the server shuts down.
+
+// coalescedMethods are the read methods whose blocking queries may be
+// shared. A method not listed here is always run on its own.
+var coalescedMethods = map[string]bool{
+	rpc.MethodKVSGet:                 true,
+	rpc.MethodKVSList:                true,
+	rpc.MethodKVSListKeys:            true,
+	rpc.MethodCatalogListNodes:       true,
+	rpc.MethodCatalogListServices:    true,
+	rpc.MethodCatalogServiceNodes:    true,
+	rpc.MethodCatalogNodeServices:    true,
+	rpc.MethodCatalogNodeServiceList: true,
+	rpc.MethodHealthNodeChecks:       true,
+	rpc.MethodHealthServiceChecks:    true,
+	rpc.MethodHealthChecksInState:    true,
+	rpc.MethodHealthServiceNodes:     true,
+	rpc.MethodSessionGet:             true,
+	rpc.MethodSessionList:            true,
+	rpc.MethodSessionNodeSessions:    true,
+}
+
+// coalescible reports whether a request may share a call with identical
+// ones: a blocking query of a read method.
+func coalescible(method string, args any) bool {
+	if !coalescedMethods[method] {
+		return false
+	}
+	if _, write := args.(rpc.WriteRequestGetter); write {
+		return false
+	}
+	q, ok := args.(rpc.QueryRequest)
+	if !ok || reflect.ValueOf(q).IsNil() {
+		return false
+	}
+	return q.GetQueryOptions().MinQueryIndex > 0
+}
+
+// callKey identifies identical requests.
+type callKey struct {
+	method string
+	reply  reflect.Type
+	args   string // msgpack encoding of the args
+}
+
+// sharedCall is one in-flight call and the waiters sharing it.
+type sharedCall struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when reply/err are set
+
+	// Guarded by coalescer.mu until done is closed.
+	waiters int
+
+	// Set before done is closed, read-only after.
+	reply any
+	err   error
+	// owners is the number of waiters present when the call finished. With
+	// one, that waiter takes reply itself; with more, each decodes its own
+	// copy of encoded.
+	owners int
+
+	encodeOnce sync.Once
+	encoded    []byte
+	encodeErr  error
+}
+
+// runFunc runs the request for real into reply under ctx.
+type runFunc func(ctx context.Context, args, reply any) error
+
+// coalescer shares in-flight identical blocking reads. It is safe for
+// concurrent use.
+type coalescer struct {
+	base   context.Context // cancelled on shutdown
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // shared calls' goroutines
+
+	mu      sync.Mutex
+	stopped bool
+	calls   map[callKey]*sharedCall
+
+	// runs counts the underlying calls started (a test hook).
+	runs atomic.Uint64
+}
+
+func newCoalescer() *coalescer {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &coalescer{base: ctx, cancel: cancel, calls: make(map[callKey]*sharedCall)}
+}
+
+// stop cancels every shared call, waits for their goroutines and makes
+// later calls run on their callers' goroutines. It is idempotent.
+func (c *coalescer) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+}
+
+// waiting returns the number of waiters on in-flight shared calls (a test
+// hook).
+func (c *coalescer) waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, call := range c.calls {
+		n += call.waiters
+	}
+	return n
+}
+
+// do answers the request through a shared call: it joins an identical
+// call in flight or starts one, then waits for its result or for ctx.
+// When args cannot be encoded or the coalescer is stopped, it runs the
+// request directly.
+func (c *coalescer) do(ctx context.Context, method string, args, reply any, run runFunc) error {
+	rv := reflect.ValueOf(reply)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return run(ctx, args, reply)
+	}
+	enc, err := encodeMsgpack(args)
+	if err != nil {
+		return run(ctx, args, reply)
+	}
+	key := callKey{method: method, reply: rv.Type(), args: string(enc)}
+
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return run(ctx, args, reply)
+	}
+	call, ok := c.calls[key]
+	if ok {
+		call.waiters++
+		c.mu.Unlock()
+	} else {
+		// The shared call owns its own copy of the args: the first caller
+		// may leave and reuse its own.
+		own := reflect.New(reflect.TypeOf(args).Elem()).Interface()
+		if err := decodeMsgpack(enc, own); err != nil {
+			c.mu.Unlock()
+			return run(ctx, args, reply)
+		}
+		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		stopOnShutdown := context.AfterFunc(c.base, cancel)
+		call = &sharedCall{
+			cancel:  cancel,
+			done:    make(chan struct{}),
+			waiters: 1,
+			reply:   reflect.New(rv.Type().Elem()).Interface(),
+		}
+		c.calls[key] = call
+		c.runs.Add(1)
+		c.wg.Add(1)
+		c.mu.Unlock()
+		go func() {
+			defer c.wg.Done()
+			defer stopOnShutdown()
+			defer cancel()
+			err := run(cctx, own, call.reply)
+			c.mu.Lock()
+			if c.calls[key] == call {
+				delete(c.calls, key)
+			}
+			call.err, call.owners = err, call.waiters
+			close(call.done)
+			c.mu.Unlock()
+		}()
+	}
+
+	select {
+	case <-call.done:
+		return call.deliver(reply)
+	case <-ctx.Done():
+		c.mu.Lock()
+		select {
+		case <-call.done:
+		default:
+			call.waiters--
+			if call.waiters == 0 {
+				// Nobody is left: stop the call and let a new request
+				// start afresh rather than join a dying one.
+				if c.calls[key] == call {
+					delete(c.calls, key)
+				}
+				call.cancel()
+			}
+		}
+		c.mu.Unlock()
+		return fmt.Errorf("server: %s: %w", method, ctx.Err())
+	}
+}
+
+// deliver gives one waiter its result: the shared error, or its own copy
+// of the reply.
+func (call *sharedCall) deliver(reply any) error {
+	if call.err != nil {
+		return call.err
+	}
+	dst := reflect.ValueOf(reply).Elem()
+	if call.owners == 1 {
+		// The only waiter: nobody else reads call.reply, so it can be
+		// handed over as it is.
+		dst.Set(reflect.ValueOf(call.reply).Elem())
+		return nil
+	}
+	call.encodeOnce.Do(func() {
+		call.encoded, call.encodeErr = encodeMsgpack(call.reply)
+	})
+	if call.encodeErr != nil {
+		return fmt.Errorf("server: copy shared reply: %w", call.encodeErr)
+	}
+	dst.SetZero()
+	if err := decodeMsgpack(call.encoded, reply); err != nil {
+		return fmt.Errorf("server: copy shared reply: %w", err)
+	}
+	return nil
+}
+
+// The encoding below is the RPC codec's (internal/rpc/codec.go): the same
+// msgpack handle settings, and top-level structs with embedded structs
+// (QueryOptions, QueryMeta) travel as "mirror" structs whose embedded
+// fields are named fields, so no shadowed field is lost from the key or
+// from a copied reply.
+
+var coalesceHandle = func() *codec.MsgpackHandle {
+	h := &codec.MsgpackHandle{}
+	h.WriteExt = true
+	h.RawToString = true
+	h.TypeInfos = codec.NewTypeInfos([]string{"codec"})
+	return h
+}()
+
+type wireMirror struct {
+	typ    reflect.Type
+	fields []int
+}
+
+var wireMirrors sync.Map // reflect.Type -> *wireMirror (nil when not needed)
+
+func wireMirrorOf(t reflect.Type) *wireMirror {
+	if cached, ok := wireMirrors.Load(t); ok {
+		return cached.(*wireMirror)
+	}
+	var m *wireMirror
+	if t.Kind() == reflect.Struct {
+		var fields []reflect.StructField
+		var idx []int
+		embedded := false
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			embedded = embedded || f.Anonymous
+			fields = append(fields, reflect.StructField{Name: f.Name, Type: f.Type, Tag: f.Tag})
+			idx = append(idx, i)
+		}
+		if embedded {
+			m = &wireMirror{typ: reflect.StructOf(fields), fields: idx}
+		}
+	}
+	wireMirrors.Store(t, m)
+	return m
+}
+
+var errNotPointer = errors.New("server: msgpack: not a non-nil pointer")
+
+// encodeMsgpack encodes v (a non-nil pointer) as the RPC codec does.
+func encodeMsgpack(v any) ([]byte, error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return nil, errNotPointer
+	}
+	out := v
+	if m := wireMirrorOf(rv.Elem().Type()); m != nil {
+		mv := reflect.New(m.typ).Elem()
+		for j, i := range m.fields {
+			mv.Field(j).Set(rv.Elem().Field(i))
+		}
+		out = mv.Addr().Interface()
+	}
+	var buf bytes.Buffer
+	if err := codec.NewEncoder(&buf, coalesceHandle).Encode(out); err != nil {
+		return nil, fmt.Errorf("server: msgpack encode %T: %w", v, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeMsgpack decodes b into v (a non-nil pointer) as the RPC codec does.
+func decodeMsgpack(b []byte, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return errNotPointer
+	}
+	m := wireMirrorOf(rv.Elem().Type())
+	if m == nil {
+		if err := codec.NewDecoderBytes(b, coalesceHandle).Decode(v); err != nil {
+			return fmt.Errorf("server: msgpack decode %T: %w", v, err)
+		}
+		return nil
+	}
+	mv := reflect.New(m.typ)
+	if err := codec.NewDecoderBytes(b, coalesceHandle).Decode(mv.Interface()); err != nil {
+		return fmt.Errorf("server: msgpack decode %T: %w", v, err)
+	}
+	for j, i := range m.fields {
+		rv.Elem().Field(i).Set(mv.Elem().Field(j))
+	}
+	return nil
+}
