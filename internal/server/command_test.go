@@ -352,3 +352,22 @@ func BenchmarkCommand_KVSet1KiBCodec(b *testing.B) {
 		})
 	}
 }
+
+// FuzzDecodeCommand checks that no body, however corrupt, panics the
+// decoder of any request type.
+func FuzzDecodeCommand(f *testing.F) {
+	for _, c := range commandRequests {
+		req := c.req()
+		b, err := encodeCommand(c.typ, req)
+		require.NoError(f, err)
+		f.Add(b[1:])
+		j, err := encodeCommandJSON(c.typ, req)
+		require.NoError(f, err)
+		f.Add(j[1:])
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, c := range commandRequests {
+			_ = decodeCommand(body, c.req())
+		}
+	})
+}
