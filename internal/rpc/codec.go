@@ -11,13 +11,22 @@ import (
 	"github.com/hashicorp/go-msgpack/v2/codec"
 )
 
-// Wire format of one call, on its own yamux stream:
+// Wire format of one call, on a yamux stream:
 //
 //	client -> server: requestHeader, args            (msgpack values)
 //	server -> client: responseHeader[, reply]        (reply only without error)
 //
-// The client closes its side after reading the reply; closing it earlier
-// cancels the call (the handler's context is cancelled).
+// The client sends nothing else while a call is in flight; closing its side
+// before the reply cancels the call (the handler's context is cancelled).
+//
+// Stream reuse: a server that sets responseHeader.KeepAlive goes on reading
+// the next request on the same stream after the reply, so a client may send
+// further calls on it, one at a time, until either side closes it. A server
+// without the field (older versions) closes the stream after one reply; its
+// header decodes with KeepAlive false and the client closes the stream as
+// before. Old clients close every stream after one reply, which a new server
+// sees as the end of the stream. The request framing is unchanged, so
+// protocolVersion stays 1.
 
 // protocolVersion is sent in every request header so a future change of
 // the framing can be detected.
@@ -33,6 +42,10 @@ type responseHeader struct {
 	Error string
 	// Codes are the wire codes of the sentinels Error matched.
 	Codes []uint16
+	// KeepAlive says the server reads another request on this stream after
+	// this reply. Omitted when false, so replies that end a stream look
+	// exactly like an older server's.
+	KeepAlive bool `codec:",omitempty"`
 }
 
 // msgpackHandle is shared (it is safe for concurrent use once configured).
@@ -63,6 +76,15 @@ type ioRecorder struct {
 	r   io.Reader
 	w   io.Writer
 	err error
+	// written counts the bytes the writer accepted since the last reset:
+	// zero after a failed write means nothing of the request left.
+	written int64
+}
+
+// reset forgets the previous call's error and byte count.
+func (rec *ioRecorder) reset() {
+	rec.err = nil
+	rec.written = 0
 }
 
 func (rec *ioRecorder) Read(p []byte) (int, error) {
@@ -75,6 +97,7 @@ func (rec *ioRecorder) Read(p []byte) (int, error) {
 
 func (rec *ioRecorder) Write(p []byte) (int, error) {
 	n, err := rec.w.Write(p)
+	rec.written += int64(n)
 	if err != nil && rec.err == nil {
 		rec.err = err
 	}
@@ -118,13 +141,27 @@ func (e *encoder) encode(vs ...any) error {
 // decoder reads msgpack values from a buffered stream.
 type decoder struct {
 	rec *ioRecorder
+	br  *bufio.Reader
 	dec *codec.Decoder
 }
 
 func newDecoder(r io.Reader) *decoder {
 	rec := &ioRecorder{r: r}
-	return &decoder{rec: rec, dec: codec.NewDecoder(bufio.NewReaderSize(rec, 4096), msgpackHandle)}
+	br := bufio.NewReaderSize(rec, 4096)
+	return &decoder{rec: rec, br: br, dec: codec.NewDecoder(br, msgpackHandle)}
 }
+
+// wait blocks until the next value's first byte has arrived (or the read
+// fails), without consuming it.
+func (d *decoder) wait() error {
+	if _, err := d.br.Peek(1); err != nil {
+		return d.rec.cause(err)
+	}
+	return nil
+}
+
+// buffered is the number of bytes read from the stream but not decoded.
+func (d *decoder) buffered() int { return d.br.Buffered() }
 
 // decode reads one value into v (a pointer).
 func (d *decoder) decode(v any) error {

@@ -55,10 +55,17 @@ type ConnPoolConfig struct {
 	Logger *slog.Logger
 }
 
+// maxIdleStreams caps the idle streams a session keeps for reuse.
+const maxIdleStreams = 64
+
 // ConnPool is the client side of the internal RPC. It keeps one yamux
-// session per server address, shared by concurrent calls (each call is one
-// stream), and closes sessions that stay idle. It is safe for concurrent
-// use. NewConnPool starts one reaper goroutine; Shutdown stops it.
+// session per server address, shared by concurrent calls (each call in
+// flight has a stream of its own), and closes sessions that stay idle.
+// A stream whose call ended cleanly on a server that keeps streams open
+// (responseHeader.KeepAlive) is kept, with its encoder and decoder, for
+// the next call to that server: up to maxIdleStreams per session, each for
+// at most IdleTimeout. It is safe for concurrent use. NewConnPool starts
+// one reaper goroutine; Shutdown stops it.
 type ConnPool struct {
 	cfg    ConnPoolConfig
 	reg    *Registry
@@ -71,10 +78,15 @@ type ConnPool struct {
 
 	stopCh chan struct{}
 	wg     sync.WaitGroup
+
+	// streamsOpened counts OpenStream calls (tests).
+	streamsOpened atomic.Int64
 }
 
 // poolConn is one address's session. ready is closed once the dial has
 // finished; sess and err are set before that and never change afterwards.
+//
+// idleMu is never held together with ConnPool.mu.
 type poolConn struct {
 	key      string
 	ready    chan struct{}
@@ -82,6 +94,108 @@ type poolConn struct {
 	err      error
 	inflight atomic.Int64
 	lastUsed atomic.Int64 // unix nanoseconds
+
+	idleMu sync.Mutex    // guards idle
+	idle   []*poolStream // most recently used last
+}
+
+// poolStream is a stream with its codec, kept between calls.
+type poolStream struct {
+	st       *yamux.Stream
+	enc      *encoder
+	dec      *decoder
+	idleFrom time.Time // when it was put back
+}
+
+func newPoolStream(st *yamux.Stream) *poolStream {
+	return &poolStream{st: st, enc: newEncoder(st), dec: newDecoder(st)}
+}
+
+// takeIdle returns the most recently used idle stream that is still open,
+// or nil. Streams idle for longer than maxIdle, closed by the server or
+// holding unasked-for data are closed; none of them carried a byte of this
+// call.
+func (c *poolConn) takeIdle(now time.Time, maxIdle time.Duration) *poolStream {
+	for {
+		c.idleMu.Lock()
+		n := len(c.idle)
+		if n == 0 {
+			c.idleMu.Unlock()
+			return nil
+		}
+		ps := c.idle[n-1]
+		c.idle[n-1] = nil
+		c.idle = c.idle[:n-1]
+		c.idleMu.Unlock()
+		if now.Sub(ps.idleFrom) < maxIdle && ps.usable() {
+			return ps
+		}
+		_ = ps.st.Close()
+	}
+}
+
+// usable reports whether the server has neither closed nor reset the
+// stream nor sent anything on it while it was idle. A close still on its
+// way is not seen; the call then fails without ErrConnect.
+func (ps *poolStream) usable() bool {
+	if ps.dec.buffered() > 0 {
+		return false
+	}
+	_ = ps.st.SetReadDeadline(time.Unix(1, 0))
+	var b [1]byte
+	n, err := ps.st.Read(b[:])
+	return n == 0 && errors.Is(err, yamux.ErrTimeout)
+}
+
+// putIdle keeps ps for another call, or closes it when the pool is full or
+// the session is gone.
+func (c *poolConn) putIdle(ps *poolStream, now time.Time) {
+	_ = ps.st.SetDeadline(time.Time{})
+	// Give back the receive buffer sized for the last reply.
+	ps.st.Shrink()
+	ps.idleFrom = now
+	c.idleMu.Lock()
+	if len(c.idle) < maxIdleStreams && !c.sess.IsClosed() {
+		c.idle = append(c.idle, ps)
+		c.idleMu.Unlock()
+		return
+	}
+	c.idleMu.Unlock()
+	_ = ps.st.Close()
+}
+
+// trimIdle closes idle streams unused since before cutoff.
+func (c *poolConn) trimIdle(cutoff time.Time) {
+	c.idleMu.Lock()
+	var old []*poolStream
+	kept := c.idle[:0]
+	for _, ps := range c.idle {
+		if ps.idleFrom.Before(cutoff) {
+			old = append(old, ps)
+		} else {
+			kept = append(kept, ps)
+		}
+	}
+	clear(c.idle[len(kept):])
+	c.idle = kept
+	c.idleMu.Unlock()
+	for _, ps := range old {
+		_ = ps.st.Close()
+	}
+}
+
+// dropIdle forgets the idle streams; closing the session closes them.
+func (c *poolConn) dropIdle() {
+	c.idleMu.Lock()
+	c.idle = nil
+	c.idleMu.Unlock()
+}
+
+// idleStreams returns the number of idle streams kept (tests).
+func (c *poolConn) idleStreams() int {
+	c.idleMu.Lock()
+	defer c.idleMu.Unlock()
+	return len(c.idle)
 }
 
 func (c *poolConn) isReady() bool {
@@ -145,28 +259,46 @@ func (p *ConnPool) RPC(ctx context.Context, addr net.Addr, method string, args, 
 	if err := p.reg.checkTypes(method, args, reply); err != nil {
 		return err
 	}
+	freshOnly := false
 	for attempt := 0; ; attempt++ {
 		pc, err := p.acquire(ctx, addr)
 		if err != nil {
 			return p.callError(ctx, method, addr, err)
 		}
-		st, err := pc.sess.OpenStream()
-		if err != nil {
-			p.release(pc)
-			p.discard(pc)
-			// A pooled session can die between calls (server restart);
-			// nothing was sent, so one retry on a fresh session is safe.
-			if attempt == 0 && ctx.Err() == nil {
-				continue
-			}
-			return p.callError(ctx, method, addr, fmt.Errorf("%w: open stream: %w", ErrConnect, err))
+		var ps *poolStream
+		if !freshOnly {
+			ps = pc.takeIdle(time.Now(), p.cfg.IdleTimeout)
 		}
-		err = p.call(ctx, st, method, args, reply)
+		reused := ps != nil
+		if !reused {
+			st, err := pc.sess.OpenStream()
+			if err != nil {
+				p.release(pc)
+				p.discard(pc)
+				// A pooled session can die between calls (server restart);
+				// nothing was sent, so one retry on a fresh session is safe.
+				if attempt == 0 && ctx.Err() == nil {
+					continue
+				}
+				return p.callError(ctx, method, addr, fmt.Errorf("%w: open stream: %w", ErrConnect, err))
+			}
+			p.streamsOpened.Add(1)
+			ps = newPoolStream(st)
+		}
+		err = p.call(ctx, pc, ps, reused, method, args, reply)
 		p.release(pc)
 		if err != nil {
 			var remote *RemoteError
 			if errors.As(err, &remote) {
 				return err
+			}
+			// The reused stream was closed under us before any byte of
+			// the request left: the server never saw it, so it is safe to
+			// send it once more, on a new stream.
+			if errors.Is(err, errStreamStale) && !freshOnly && ctx.Err() == nil {
+				freshOnly = true
+				attempt--
+				continue
 			}
 			return p.callError(ctx, method, addr, err)
 		}
@@ -174,31 +306,54 @@ func (p *ConnPool) RPC(ctx context.Context, addr net.Addr, method string, args, 
 	}
 }
 
-// call runs one request/reply exchange on st.
-func (p *ConnPool) call(ctx context.Context, st *yamux.Stream, method string, args, reply any) error {
-	defer st.Close()
+// errStreamStale marks a call on a reused stream that failed before any
+// byte of its request was written because the stream was already closed
+// or reset: provably never sent.
+var errStreamStale = errors.New("rpc: reused stream already closed")
+
+// call runs one request/reply exchange on ps. It keeps ps for the next
+// call only when the exchange completed cleanly on a server that keeps
+// streams open; otherwise it closes it.
+func (p *ConnPool) call(ctx context.Context, pc *poolConn, ps *poolStream, reused bool, method string, args, reply any) (err error) {
+	st := ps.st
 	timeout := p.cfg.RPCTimeout
 	if wait, ok := blockingWait(args, p.cfg.DefaultQueryTime, p.cfg.MaxQueryTime); ok {
 		timeout += wait
 	}
 	_ = st.SetDeadline(time.Now().Add(timeout))
 	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	keep := false
+	defer func() {
+		// stop reports false once the cancel hook has run or is running:
+		// the stream's deadline may be in the past, so it is not reused.
+		stopped := stop()
+		if keep && err == nil && stopped && ctx.Err() == nil {
+			pc.putIdle(ps, time.Now())
+			return
+		}
+		_ = st.Close()
+	}()
+	ps.enc.rec.reset()
+	ps.dec.rec.reset()
 
-	if err := newEncoder(st).encode(&requestHeader{Version: protocolVersion, Method: method}, args); err != nil {
+	if err := ps.enc.encode(&requestHeader{Version: protocolVersion, Method: method}, args); err != nil {
+		if reused && ps.enc.rec.written == 0 &&
+			(errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, yamux.ErrConnectionReset)) {
+			return fmt.Errorf("%w: send request: %w", errStreamStale, err)
+		}
 		return fmt.Errorf("send request: %w", err)
 	}
-	dec := newDecoder(st)
 	var hdr responseHeader
-	if err := dec.decode(&hdr); err != nil {
+	if err := ps.dec.decode(&hdr); err != nil {
 		return fmt.Errorf("read reply: %w", err)
 	}
 	if err := p.reg.decodeError(hdr); err != nil {
 		return err
 	}
-	if err := dec.decode(reply); err != nil {
+	if err := ps.dec.decode(reply); err != nil {
 		return fmt.Errorf("read reply: %w", err)
 	}
+	keep = hdr.KeepAlive
 	return nil
 }
 
@@ -320,7 +475,8 @@ func (p *ConnPool) release(pc *poolConn) {
 	pc.inflight.Add(-1)
 }
 
-// discard closes pc's session and forgets it.
+// discard closes pc's session, and with it its idle streams, and forgets
+// it.
 func (p *ConnPool) discard(pc *poolConn) {
 	p.mu.Lock()
 	if p.conns[pc.key] == pc {
@@ -330,6 +486,7 @@ func (p *ConnPool) discard(pc *poolConn) {
 	if pc.sess != nil {
 		_ = pc.sess.Close()
 	}
+	pc.dropIdle()
 }
 
 // Remove closes the session to addr, if any, failing its in-flight calls.
@@ -350,7 +507,19 @@ func (p *ConnPool) Sessions() int {
 	return len(p.conns)
 }
 
-// reapLoop closes sessions that are idle or dead.
+// idleStreams returns the number of idle streams kept for addr (tests).
+func (p *ConnPool) idleStreams(addr net.Addr) int {
+	p.mu.Lock()
+	pc := p.conns[addr.String()]
+	p.mu.Unlock()
+	if pc == nil {
+		return 0
+	}
+	return pc.idleStreams()
+}
+
+// reapLoop closes sessions that are idle or dead, and streams kept idle for
+// too long.
 func (p *ConnPool) reapLoop() {
 	defer p.wg.Done()
 	interval := min(max(p.cfg.IdleTimeout/4, 10*time.Millisecond), 30*time.Second)
@@ -367,22 +536,28 @@ func (p *ConnPool) reapLoop() {
 }
 
 func (p *ConnPool) reap(now time.Time) {
-	var closing []*poolConn
+	var closing, live []*poolConn
 	p.mu.Lock()
 	for key, pc := range p.conns {
-		if !pc.isReady() || pc.sess == nil || pc.inflight.Load() > 0 {
+		if !pc.isReady() || pc.sess == nil {
 			continue
 		}
 		idle := now.Sub(time.Unix(0, pc.lastUsed.Load()))
-		if idle >= p.cfg.IdleTimeout || pc.sess.IsClosed() {
+		if pc.inflight.Load() == 0 && (idle >= p.cfg.IdleTimeout || pc.sess.IsClosed()) {
 			delete(p.conns, key)
 			closing = append(closing, pc)
+			continue
 		}
+		live = append(live, pc)
 	}
 	p.mu.Unlock()
 	for _, pc := range closing {
 		p.logger.Debug("rpc session closed", "server", pc.key, "reason", "idle")
 		_ = pc.sess.Close()
+		pc.dropIdle()
+	}
+	for _, pc := range live {
+		pc.trimIdle(now.Add(-p.cfg.IdleTimeout))
 	}
 }
 
@@ -403,6 +578,7 @@ func (p *ConnPool) Shutdown() error {
 	for _, pc := range conns {
 		if pc.isReady() && pc.sess != nil {
 			_ = pc.sess.Close()
+			pc.dropIdle()
 		}
 	}
 	p.wg.Wait()

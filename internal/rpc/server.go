@@ -25,6 +25,11 @@ const (
 	DefaultMaxRequestBytes    = 64 << 20
 	DefaultRequestReadTimeout = 30 * time.Second
 	DefaultReplyWriteTimeout  = 30 * time.Second
+	// DefaultIdleStreamTimeout is how long a stream may wait for its
+	// caller's next request; it is well above the client's pooled-stream
+	// lifetime (ConnPoolConfig.IdleTimeout, 2 m by default) so the client,
+	// not the server, ends idle streams.
+	DefaultIdleStreamTimeout = 5 * time.Minute
 )
 
 // ServerConfig configures a Server.
@@ -40,11 +45,16 @@ type ServerConfig struct {
 	RequestReadTimeout time.Duration
 	// ReplyWriteTimeout bounds writing a reply to a slow reader.
 	ReplyWriteTimeout time.Duration
+	// IdleStreamTimeout bounds the wait for the next request on a stream
+	// that has served one (default 5 m). Keep it above the clients'
+	// ConnPoolConfig.IdleTimeout.
+	IdleStreamTimeout time.Duration
 	Logger            *slog.Logger
 }
 
 // Server serves multiplexed RPC connections: each connection is a yamux
-// session and each stream one call.
+// session and each stream a sequence of calls, one at a time (see the wire
+// format in codec.go).
 type Server struct {
 	cfg    ServerConfig
 	reg    *Registry
@@ -68,6 +78,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.ReplyWriteTimeout <= 0 {
 		cfg.ReplyWriteTimeout = DefaultReplyWriteTimeout
+	}
+	if cfg.IdleStreamTimeout <= 0 {
+		cfg.IdleStreamTimeout = DefaultIdleStreamTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -175,26 +188,53 @@ func PeerAddr(ctx context.Context) (net.Addr, bool) {
 	return a, ok
 }
 
-// serveStream reads one request, calls the handler and writes the reply.
+// serveStream serves the calls of one stream in turn until the caller
+// closes it, a read or write fails, a request cannot be parsed, or the
+// server stops.
 func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
 	defer st.Close()
-	_ = st.SetReadDeadline(time.Now().Add(s.cfg.RequestReadTimeout))
-	dec := newDecoder(&limitReader{r: st, n: s.cfg.MaxRequestBytes})
+	lr := &limitReader{r: st}
+	dec := newDecoder(lr)
 	enc := newEncoder(st)
+	_ = st.SetReadDeadline(time.Now().Add(s.cfg.RequestReadTimeout))
+	for first := true; ctx.Err() == nil; first = false {
+		// The size limit is per request; it also counts what the buffer
+		// read ahead while waiting.
+		lr.n = s.cfg.MaxRequestBytes
+		if !first {
+			_ = st.SetReadDeadline(time.Now().Add(s.cfg.IdleStreamTimeout))
+			if err := dec.wait(); err != nil {
+				// EOF: the caller closed the stream, the usual end.
+				return
+			}
+			_ = st.SetReadDeadline(time.Now().Add(s.cfg.RequestReadTimeout))
+		}
+		if !s.serveRequest(ctx, st, dec, enc) {
+			return
+		}
+	}
+}
 
+// serveRequest reads one request, calls the handler and writes the reply.
+// It reports whether the stream can carry another request.
+func (s *Server) serveRequest(ctx context.Context, st *yamux.Stream, dec *decoder, enc *encoder) bool {
+	dec.rec.reset()
+	enc.rec.reset()
 	var hdr requestHeader
 	if err := dec.decode(&hdr); err != nil {
 		s.logger.Debug("rpc request header unreadable", "error", err)
-		return
+		return false
 	}
+	// After a request that was not read whole the stream is out of step:
+	// reply and end it.
 	if hdr.Version != protocolVersion {
-		s.reply(st, enc, "", fmt.Errorf("%w: unsupported rpc protocol version %d", ErrBadRequest, hdr.Version), nil)
-		return
+		s.reply(st, enc, "", fmt.Errorf("%w: unsupported rpc protocol version %d", ErrBadRequest, hdr.Version), nil, false)
+		return false
 	}
 	args, err := s.reg.NewArgs(hdr.Method)
 	if err != nil {
-		s.reply(st, enc, hdr.Method, err, nil)
-		return
+		s.reply(st, enc, hdr.Method, err, nil, false)
+		return false
 	}
 	if err := dec.decode(args); err != nil {
 		if errors.Is(err, errMessageTooLarge) {
@@ -202,13 +242,16 @@ func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
 		} else {
 			err = fmt.Errorf("%w: decode %s request: %v", ErrBadRequest, hdr.Method, err)
 		}
-		s.reply(st, enc, hdr.Method, err, nil)
-		return
+		s.reply(st, enc, hdr.Method, err, nil, false)
+		return false
 	}
+	// A client sends one request at a time: bytes beyond it mean it does
+	// not follow the protocol.
+	keepAlive := dec.buffered() == 0
 	reply, _ := s.reg.NewReply(hdr.Method)
 
-	// The caller sends nothing more; any read result (EOF on its close,
-	// a reset, the session ending) means it has given up.
+	// The caller sends nothing more until the reply; any read result (EOF
+	// on its close, a reset, the session ending) means it has given up.
 	callCtx, cancel := context.WithCancel(context.WithValue(ctx, peerKey{}, st.RemoteAddr()))
 	defer cancel()
 	_ = st.SetReadDeadline(time.Time{})
@@ -231,9 +274,9 @@ func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
 	_ = st.SetReadDeadline(time.Unix(1, 0))
 	<-gone
 	if callerGone.Load() {
-		return
+		return false
 	}
-	s.reply(st, enc, hdr.Method, err, reply)
+	return s.reply(st, enc, hdr.Method, err, reply, keepAlive) && keepAlive
 }
 
 // call runs the handler, turning a panic into an error.
@@ -247,16 +290,22 @@ func (s *Server) call(ctx context.Context, method string, args, reply any) (err 
 	return s.cfg.Handler(ctx, method, args, reply)
 }
 
-func (s *Server) reply(st *yamux.Stream, enc *encoder, method string, err error, reply any) {
+// reply writes the response; keepAlive announces that the stream stays
+// open for the next request. It reports whether the reply was written.
+func (s *Server) reply(st *yamux.Stream, enc *encoder, method string, err error, reply any, keepAlive bool) bool {
 	_ = st.SetWriteDeadline(time.Now().Add(s.cfg.ReplyWriteTimeout))
 	var werr error
 	if err != nil {
 		hdr := s.reg.encodeError(err)
+		hdr.KeepAlive = keepAlive
 		werr = enc.encode(&hdr)
 	} else {
-		werr = enc.encode(&responseHeader{}, reply)
+		werr = enc.encode(&responseHeader{KeepAlive: keepAlive}, reply)
 	}
 	if werr != nil {
 		s.logger.Debug("rpc reply not delivered", "method", method, "error", werr)
+		return false
 	}
+	_ = st.SetWriteDeadline(time.Time{})
+	return true
 }
