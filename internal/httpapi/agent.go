@@ -55,7 +55,7 @@ func (h *handler) agentServiceOut(svc *state.NodeService) *agentService {
 
 // applyFilter runs a ?filter expression over a map or slice.
 func applyFilter[T any](r *http.Request, data T) (T, error) {
-	expr := r.URL.Query().Get("filter")
+	expr := queryParams(r).Get("filter")
 	if expr == "" {
 		return data, nil
 	}
@@ -103,7 +103,7 @@ func (h *handler) agentMembers(w http.ResponseWriter, r *http.Request, _ string)
 		return err
 	}
 	members := make([]Member, 0)
-	for _, m := range h.cfg.Agent.Members(flagParam(r.URL.Query(), "wan")) {
+	for _, m := range h.cfg.Agent.Members(flagParam(queryParams(r), "wan")) {
 		if authz.NodeRead(m.Name) {
 			members = append(members, m)
 		}
@@ -134,7 +134,7 @@ func (h *handler) agentService(w http.ResponseWriter, r *http.Request, id string
 	if err != nil {
 		return err
 	}
-	wantHash := r.URL.Query().Get("hash")
+	wantHash := queryParams(r).Get("hash")
 	watcher, canWatch := h.cfg.Agent.(LocalStateWatcher)
 	var timeout <-chan time.Time
 	if wantHash != "" && canWatch {
@@ -237,7 +237,7 @@ func (h *handler) agentMaintenance(w http.ResponseWriter, r *http.Request, _ str
 		return err
 	}
 	if enable {
-		h.cfg.Agent.EnableNodeMaintenance(r.URL.Query().Get("reason"), tokenOf(r))
+		h.cfg.Agent.EnableNodeMaintenance(queryParams(r).Get("reason"), tokenOf(r))
 	} else {
 		h.cfg.Agent.DisableNodeMaintenance()
 	}
@@ -246,7 +246,7 @@ func (h *handler) agentMaintenance(w http.ResponseWriter, r *http.Request, _ str
 
 // enableParam parses the required ?enable of the maintenance endpoints.
 func enableParam(r *http.Request) (bool, error) {
-	q := r.URL.Query()
+	q := queryParams(r)
 	v, ok := q["enable"]
 	if !ok || len(v) == 0 || v[0] == "" {
 		return false, badRequest("Missing value for enable")

@@ -43,7 +43,7 @@ func (h *handler) agentJoin(w http.ResponseWriter, r *http.Request, rest string)
 	if err != nil {
 		return err
 	}
-	if _, err := cb.Join([]string{addr}, flagParam(r.URL.Query(), "wan")); err != nil {
+	if _, err := cb.Join([]string{addr}, flagParam(queryParams(r), "wan")); err != nil {
 		return err
 	}
 	return writeEmpty(w)
@@ -62,7 +62,7 @@ func (h *handler) agentForceLeave(w http.ResponseWriter, r *http.Request, rest s
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
+	q := queryParams(r)
 	if err := cb.ForceLeave(node, flagParam(q, "prune"), flagParam(q, "wan")); err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ func (h *handler) serviceHealth(svc *state.NodeService, checks map[string]*state
 // wantsText reports whether the caller asked for the plain-text form:
 // ?format=text, or no format and an Accept of text/plain.
 func wantsText(r *http.Request) bool {
-	switch r.URL.Query().Get("format") {
+	switch queryParams(r).Get("format") {
 	case "text":
 		return true
 	case "":
@@ -169,7 +169,7 @@ func (h *handler) agentServices(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	wantHash := r.URL.Query().Get("hash")
+	wantHash := queryParams(r).Get("hash")
 	watcher, canWatch := h.cfg.Agent.(LocalStateWatcher)
 	var timeout <-chan time.Time
 	if wantHash != "" && canWatch {

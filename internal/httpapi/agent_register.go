@@ -20,7 +20,7 @@ type ServiceCheckReplacer interface {
 
 // agentServiceRegister serves PUT /v1/agent/service/register.
 func (h *handler) agentServiceRegister(w http.ResponseWriter, r *http.Request, _ string) error {
-	replace, err := boolParam(r.URL.Query(), "replace-existing-checks")
+	replace, err := boolParam(queryParams(r), "replace-existing-checks")
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (h *handler) agentServiceMaintenance(w http.ResponseWriter, r *http.Request
 		return err
 	}
 	if enable {
-		err = h.cfg.Agent.EnableServiceMaintenance(id, r.URL.Query().Get("reason"), tokenOf(r))
+		err = h.cfg.Agent.EnableServiceMaintenance(id, queryParams(r).Get("reason"), tokenOf(r))
 	} else {
 		err = h.cfg.Agent.DisableServiceMaintenance(id)
 	}
@@ -226,7 +226,7 @@ func (h *handler) agentCheckTTL(status string) handlerFunc {
 		if err := h.authorizeLocalCheck(r, id); err != nil {
 			return err
 		}
-		if err := h.cfg.Agent.UpdateTTLCheck(id, status, r.URL.Query().Get("note")); err != nil {
+		if err := h.cfg.Agent.UpdateTTLCheck(id, status, queryParams(r).Get("note")); err != nil {
 			return err
 		}
 		return writeEmpty(w)

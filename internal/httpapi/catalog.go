@@ -38,7 +38,7 @@ func (h *handler) catalogRegister(w http.ResponseWriter, r *http.Request, _ stri
 		return err
 	}
 	req.WriteRequest = h.writeRequest(r)
-	if r.URL.Query().Get("dc") == "" && req.Datacenter != "" {
+	if queryParams(r).Get("dc") == "" && req.Datacenter != "" {
 		req.WriteRequest.Datacenter = req.Datacenter
 	}
 	var out struct{}
@@ -94,7 +94,7 @@ func (h *handler) catalogNodes(w http.ResponseWriter, r *http.Request, _ string)
 	if err != nil {
 		return err
 	}
-	args := &rpc.DCSpecificRequest{NodeMetaFilters: nodeMetaFilters(r.URL.Query()), QueryOptions: opts}
+	args := &rpc.DCSpecificRequest{NodeMetaFilters: nodeMetaFilters(queryParams(r)), QueryOptions: opts}
 	var out rpc.IndexedNodes
 	if err := h.cfg.Caller.RPC(r.Context(), rpc.MethodCatalogListNodes, args, &out); err != nil {
 		return err
@@ -113,7 +113,7 @@ func (h *handler) catalogServices(w http.ResponseWriter, r *http.Request, _ stri
 	if err != nil {
 		return err
 	}
-	args := &rpc.DCSpecificRequest{NodeMetaFilters: nodeMetaFilters(r.URL.Query()), QueryOptions: opts}
+	args := &rpc.DCSpecificRequest{NodeMetaFilters: nodeMetaFilters(queryParams(r)), QueryOptions: opts}
 	var out rpc.IndexedServices
 	if err := h.cfg.Caller.RPC(r.Context(), rpc.MethodCatalogListServices, args, &out); err != nil {
 		return err
@@ -138,7 +138,7 @@ func (h *handler) catalogServiceNodes(w http.ResponseWriter, r *http.Request, na
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
+	q := queryParams(r)
 	args := &rpc.ServiceSpecificRequest{
 		ServiceName:     name,
 		ServiceTags:     q["tag"],

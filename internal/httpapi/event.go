@@ -87,7 +87,7 @@ func (h *handler) eventFire(w http.ResponseWriter, r *http.Request, rest string)
 	if err != nil || name == "" {
 		return badRequest("Missing name: the event name goes in the path, /v1/event/fire/<name>")
 	}
-	q := r.URL.Query()
+	q := queryParams(r)
 	if dc := q.Get("dc"); dc != "" && dc != h.cfg.Datacenter {
 		return &httpError{code: http.StatusNotImplemented,
 			msg: fmt.Sprintf("firing events in another datacenter (%q) is not supported", dc)}
@@ -137,7 +137,7 @@ func (h *handler) eventList(w http.ResponseWriter, r *http.Request, _ string) er
 	if err != nil {
 		return err
 	}
-	name := r.URL.Query().Get("name")
+	name := queryParams(r).Get("name")
 
 	var timeout <-chan time.Time
 	if opts.MinQueryIndex > 0 {

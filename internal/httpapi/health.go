@@ -51,7 +51,7 @@ func (h *handler) healthServiceChecks(w http.ResponseWriter, r *http.Request, se
 	if err != nil {
 		return err
 	}
-	args := &rpc.ServiceSpecificRequest{ServiceName: service, NodeMetaFilters: nodeMetaFilters(r.URL.Query()), QueryOptions: opts}
+	args := &rpc.ServiceSpecificRequest{ServiceName: service, NodeMetaFilters: nodeMetaFilters(queryParams(r)), QueryOptions: opts}
 	var out rpc.IndexedHealthChecks
 	if err := h.cfg.Caller.RPC(r.Context(), rpc.MethodHealthServiceChecks, args, &out); err != nil {
 		return err
@@ -66,7 +66,7 @@ func (h *handler) healthServiceNodes(w http.ResponseWriter, r *http.Request, ser
 	if service == "" {
 		return badRequest("Missing service name")
 	}
-	q := r.URL.Query()
+	q := queryParams(r)
 	passing, err := boolParam(q, "passing")
 	if err != nil {
 		return err
@@ -116,7 +116,7 @@ func (h *handler) healthChecksInState(w http.ResponseWriter, r *http.Request, st
 	if err != nil {
 		return err
 	}
-	args := &rpc.ChecksInStateRequest{State: st, NodeMetaFilters: nodeMetaFilters(r.URL.Query()), QueryOptions: opts}
+	args := &rpc.ChecksInStateRequest{State: st, NodeMetaFilters: nodeMetaFilters(queryParams(r)), QueryOptions: opts}
 	var out rpc.IndexedHealthChecks
 	if err := h.cfg.Caller.RPC(r.Context(), rpc.MethodHealthChecksInState, args, &out); err != nil {
 		return err

@@ -13,7 +13,7 @@ import (
 func (h *handler) kv(w http.ResponseWriter, r *http.Request, key string) error {
 	switch r.Method {
 	case http.MethodGet:
-		if flagParam(r.URL.Query(), "keys") {
+		if flagParam(queryParams(r), "keys") {
 			return h.kvKeys(w, r, key)
 		}
 		return h.kvGet(w, r, key)
@@ -28,7 +28,7 @@ func (h *handler) kv(w http.ResponseWriter, r *http.Request, key string) error {
 // ?raw returns the bare value of one entry. Nothing found is a 404 that still
 // carries X-Consul-Index so clients can block on the key appearing.
 func (h *handler) kvGet(w http.ResponseWriter, r *http.Request, key string) error {
-	q := r.URL.Query()
+	q := queryParams(r)
 	recurse := flagParam(q, "recurse")
 	if err := authorize(r, func(a acl.Authorizer) bool { return a.KeyRead(key) }); err != nil {
 		return err
@@ -75,7 +75,7 @@ func (h *handler) kvKeys(w http.ResponseWriter, r *http.Request, prefix string) 
 	if err != nil {
 		return err
 	}
-	args := &rpc.KeyListRequest{Prefix: prefix, Separator: r.URL.Query().Get("separator"), QueryOptions: opts}
+	args := &rpc.KeyListRequest{Prefix: prefix, Separator: queryParams(r).Get("separator"), QueryOptions: opts}
 	var out rpc.IndexedKeyList
 	if err := h.cfg.Caller.RPC(r.Context(), rpc.MethodKVSListKeys, args, &out); err != nil {
 		return err
@@ -96,7 +96,7 @@ func (h *handler) kvKeys(w http.ResponseWriter, r *http.Request, prefix string) 
 // kvPut writes the request body as the key's value: a plain set, or with
 // ?cas=N a check-and-set. The reply body is true or false.
 func (h *handler) kvPut(w http.ResponseWriter, r *http.Request, key string) error {
-	q := r.URL.Query()
+	q := queryParams(r)
 	if key == "" {
 		return badRequest("Missing key name")
 	}
@@ -171,7 +171,7 @@ func (h *handler) readKVValue(w http.ResponseWriter, r *http.Request) ([]byte, e
 // kvDelete deletes one key, with ?recurse a whole prefix, or with ?cas=N
 // only if the key's ModifyIndex is N. The reply body is true or false.
 func (h *handler) kvDelete(w http.ResponseWriter, r *http.Request, key string) error {
-	q := r.URL.Query()
+	q := queryParams(r)
 	if err := conflictingFlags(q, "recurse", "cas"); err != nil {
 		return err
 	}

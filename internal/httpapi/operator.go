@@ -36,7 +36,7 @@ func (h *handler) operatorRaftConfiguration(w http.ResponseWriter, r *http.Reque
 
 // operatorRaftPeer serves DELETE /v1/operator/raft/peer?address=|?id=.
 func (h *handler) operatorRaftPeer(w http.ResponseWriter, r *http.Request, _ string) error {
-	q := r.URL.Query()
+	q := queryParams(r)
 	addr, id := q.Get("address"), q.Get("id")
 	switch {
 	case addr != "" && id != "":
@@ -64,7 +64,7 @@ func (h *handler) operatorTransferLeader(w http.ResponseWriter, r *http.Request,
 	if err := authorize(r, operatorWrite); err != nil {
 		return err
 	}
-	args := &rpc.TransferLeaderRequest{ID: r.URL.Query().Get("id"), WriteRequest: h.writeRequest(r)}
+	args := &rpc.TransferLeaderRequest{ID: queryParams(r).Get("id"), WriteRequest: h.writeRequest(r)}
 	var out rpc.TransferLeaderResponse
 	if err := h.cfg.Caller.RPC(r.Context(), rpc.MethodOperatorTransferLeader, args, &out); err != nil {
 		return err
@@ -98,7 +98,7 @@ func (h *handler) operatorAutopilotConfiguration(w http.ResponseWriter, r *http.
 // nanoseconds). With ?cas=N it writes only if the stored ModifyIndex is N
 // and replies true or false.
 func (h *handler) operatorAutopilotSetConfiguration(w http.ResponseWriter, r *http.Request) error {
-	cas, isCAS, err := uintParam(r.URL.Query(), "cas", "cas index")
+	cas, isCAS, err := uintParam(queryParams(r), "cas", "cas index")
 	if err != nil {
 		return err
 	}

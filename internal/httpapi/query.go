@@ -21,7 +21,7 @@ const (
 
 // queryOptions parses the common read parameters of r into rpc.QueryOptions.
 func (h *handler) queryOptions(r *http.Request) (rpc.QueryOptions, error) {
-	return parseQuery(r.URL.Query(), h.cfg.Datacenter, tokenOf(r))
+	return parseQuery(queryParams(r), h.cfg.Datacenter, tokenOf(r))
 }
 
 // parseQuery parses dc, index, wait, stale, consistent and filter. A value
@@ -75,7 +75,7 @@ func parseQuery(q url.Values, defaultDC, token string) (rpc.QueryOptions, error)
 
 // writeRequest parses the common write parameters (dc, token).
 func (h *handler) writeRequest(r *http.Request) rpc.WriteRequest {
-	dc := r.URL.Query().Get("dc")
+	dc := queryParams(r).Get("dc")
 	if dc == "" {
 		dc = h.cfg.Datacenter
 	}
@@ -170,7 +170,7 @@ func writeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		b   []byte
 		err error
 	)
-	if flagParam(r.URL.Query(), "pretty") {
+	if flagParam(queryParams(r), "pretty") {
 		b, err = json.MarshalIndent(v, "", "    ")
 	} else {
 		b, err = json.Marshal(v)

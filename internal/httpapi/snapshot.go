@@ -40,7 +40,7 @@ func (h *handler) snapshot(w http.ResponseWriter, r *http.Request, _ string) err
 	if h.cfg.Snapshot == nil {
 		return errNoSnapshots
 	}
-	if dc := r.URL.Query().Get("dc"); dc != "" && dc != h.cfg.Datacenter {
+	if dc := queryParams(r).Get("dc"); dc != "" && dc != h.cfg.Datacenter {
 		return badRequest("snapshots of another datacenter (%q) are not supported; ask an agent there", dc)
 	}
 	if r.Method == http.MethodPut {
@@ -50,7 +50,7 @@ func (h *handler) snapshot(w http.ResponseWriter, r *http.Request, _ string) err
 }
 
 func (h *handler) snapshotSave(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
+	q := queryParams(r)
 	_, stale := q["stale"]
 	headersSent := false
 	started := func(index uint64) {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -14,8 +15,10 @@ type tokenKey struct{}
 
 // tokenInfo is the request's token and, once asked for, its authorizer.
 // Resolution is lazy so that endpoints that need no authorization (status,
-// version) never fail on an unknown token, and happens at most once.
+// version) never fail on an unknown token, and happens at most once. It
+// also carries the request's query string, parsed once (see queryParams).
 type tokenInfo struct {
+	query    url.Values
 	token    string
 	resolver acl.Resolver
 
@@ -27,8 +30,8 @@ type tokenInfo struct {
 // requestToken extracts the ACL token the way Consul does: the ?token=
 // query parameter first, then the X-Consul-Token header, then an
 // "Authorization: Bearer <token>" header. "" means anonymous.
-func requestToken(r *http.Request) string {
-	if tok := r.URL.Query().Get("token"); tok != "" {
+func requestToken(r *http.Request, q url.Values) string {
+	if tok := q.Get("token"); tok != "" {
 		return tok
 	}
 	if tok := strings.TrimSpace(r.Header.Get("X-Consul-Token")); tok != "" {
@@ -43,11 +46,24 @@ func requestToken(r *http.Request) string {
 	return ""
 }
 
-// withToken attaches the request's token (and a lazy resolver for its
-// authorizer) to the request context. ServeHTTP calls it once per request.
+// withToken attaches the request's parsed query string and token (and a
+// lazy resolver for its authorizer) to the request context. ServeHTTP
+// calls it once per request.
 func withToken(r *http.Request, resolver acl.Resolver) *http.Request {
-	ti := &tokenInfo{token: requestToken(r), resolver: resolver}
+	q := r.URL.Query()
+	ti := &tokenInfo{query: q, token: requestToken(r, q), resolver: resolver}
 	return r.WithContext(context.WithValue(r.Context(), tokenKey{}, ti))
+}
+
+// queryParams returns the request's query parameters, parsed once per request
+// by withToken (parsed afresh for a request that did not pass through
+// ServeHTTP). Callers must not modify the values: they are shared by every
+// handler of the request.
+func queryParams(r *http.Request) url.Values {
+	if ti, ok := r.Context().Value(tokenKey{}).(*tokenInfo); ok && ti.query != nil {
+		return ti.query
+	}
+	return r.URL.Query()
 }
 
 func tokenInfoOf(r *http.Request) *tokenInfo {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -147,4 +149,20 @@ func TestErrors_Mapping(t *testing.T) {
 			require.Equal(t, tc.msg, rec.Body.String())
 		})
 	}
+}
+
+// TestQueryParams_ParsedOnce: the query string is parsed once per request
+// (in ServeHTTP) and every handler reads the same values.
+func TestQueryParams_ParsedOnce(t *testing.T) {
+	r := httptest.NewRequest("GET", "/v1/kv/k?index=7&token=secret&wait=5s", nil)
+	// Without ServeHTTP the values are parsed on demand.
+	require.Equal(t, "7", queryParams(r).Get("index"))
+
+	r = withToken(r, acl.AllowAllResolver())
+	first := queryParams(r)
+	require.Equal(t, "7", first.Get("index"))
+	require.Equal(t, "secret", tokenOf(r))
+	r.URL.RawQuery = "index=8" // not parsed again
+	require.Equal(t, reflect.ValueOf(first).Pointer(), reflect.ValueOf(queryParams(r)).Pointer())
+	require.Equal(t, "7", queryParams(r).Get("index"))
 }
