@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/cairn-io/cairn/internal/rpc"
 )
@@ -89,8 +90,18 @@ func (s *Server) openRaft() (*raftParts, error) {
 		// followed a log-suffix truncation ("sealed segment has no index
 		// block", hashicorp/raft-wal#31): the robustness suite hit it on a
 		// kill -9 restart.
+		// The freelist is not written on every commit (NoFreelistSync):
+		// after log compaction it holds thousands of free pages, and
+		// rewriting it made every append several pages larger; bbolt
+		// rebuilds it by scanning the file on open instead. The hashmap
+		// freelist keeps allocation O(1) as it grows. Consul offers the
+		// same switch (raft_logstore.boltdb.no_freelist_sync).
 		path := filepath.Join(dir, "raft.db")
-		store, err := raftboltdb.New(raftboltdb.Options{Path: path})
+		store, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{
+			Timeout:        time.Second,
+			NoFreelistSync: true,
+			FreelistType:   bbolt.FreelistMapType,
+		}})
 		if err != nil {
 			return nil, fmt.Errorf("server: open raft log store %s: %w", path, err)
 		}
