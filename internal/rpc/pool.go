@@ -100,11 +100,17 @@ type poolConn struct {
 }
 
 // poolStream is a stream with its codec, kept between calls.
+//
+// Its deadlines stay zero between calls: a call's timeout is a timer that
+// sets them into the past when it fires (a deadline on the stream itself
+// would cost yamux a new timer on every blocking read), and a stream whose
+// timer or cancel hook fired is never reused.
 type poolStream struct {
 	st       *yamux.Stream
 	enc      *encoder
 	dec      *decoder
-	idleFrom time.Time // when it was put back
+	timeout  *time.Timer // created by the first call
+	idleFrom time.Time   // when it was put back
 }
 
 func newPoolStream(st *yamux.Stream) *poolStream {
@@ -144,13 +150,13 @@ func (ps *poolStream) usable() bool {
 	_ = ps.st.SetReadDeadline(time.Unix(1, 0))
 	var b [1]byte
 	n, err := ps.st.Read(b[:])
+	_ = ps.st.SetReadDeadline(time.Time{})
 	return n == 0 && errors.Is(err, yamux.ErrTimeout)
 }
 
 // putIdle keeps ps for another call, or closes it when the pool is full or
 // the session is gone.
 func (c *poolConn) putIdle(ps *poolStream, now time.Time) {
-	_ = ps.st.SetDeadline(time.Time{})
 	// Give back the receive buffer sized for the last reply.
 	ps.st.Shrink()
 	ps.idleFrom = now
@@ -320,14 +326,20 @@ func (p *ConnPool) call(ctx context.Context, pc *poolConn, ps *poolStream, reuse
 	if wait, ok := blockingWait(args, p.cfg.DefaultQueryTime, p.cfg.MaxQueryTime); ok {
 		timeout += wait
 	}
-	_ = st.SetDeadline(time.Now().Add(timeout))
-	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Unix(1, 0)) })
+	expire := func() { _ = st.SetDeadline(time.Unix(1, 0)) }
+	if ps.timeout == nil {
+		ps.timeout = time.AfterFunc(timeout, expire)
+	} else {
+		ps.timeout.Reset(timeout)
+	}
+	stop := context.AfterFunc(ctx, expire)
 	keep := false
 	defer func() {
-		// stop reports false once the cancel hook has run or is running:
+		// A Stop that reports false means the hook has run or is running:
 		// the stream's deadline may be in the past, so it is not reused.
 		stopped := stop()
-		if keep && err == nil && stopped && ctx.Err() == nil {
+		timerStopped := ps.timeout.Stop()
+		if keep && err == nil && stopped && timerStopped && ctx.Err() == nil {
 			pc.putIdle(ps, time.Now())
 			return
 		}

@@ -196,20 +196,25 @@ func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
 	lr := &limitReader{r: st}
 	dec := newDecoder(lr)
 	enc := newEncoder(st)
-	_ = st.SetReadDeadline(time.Now().Add(s.cfg.RequestReadTimeout))
+	// The read timeouts are one timer that moves the read deadline into
+	// the past when it fires, rather than a deadline on the stream, which
+	// would cost yamux a new timer on every blocking read.
+	readTimer := time.AfterFunc(s.cfg.RequestReadTimeout, func() { _ = st.SetReadDeadline(time.Unix(1, 0)) })
+	defer readTimer.Stop()
 	for first := true; ctx.Err() == nil; first = false {
 		// The size limit is per request; it also counts what the buffer
 		// read ahead while waiting.
 		lr.n = s.cfg.MaxRequestBytes
 		if !first {
-			_ = st.SetReadDeadline(time.Now().Add(s.cfg.IdleStreamTimeout))
-			if err := dec.wait(); err != nil {
+			readTimer.Reset(s.cfg.IdleStreamTimeout)
+			err := dec.wait()
+			if !readTimer.Stop() || err != nil {
 				// EOF: the caller closed the stream, the usual end.
 				return
 			}
-			_ = st.SetReadDeadline(time.Now().Add(s.cfg.RequestReadTimeout))
+			readTimer.Reset(s.cfg.RequestReadTimeout)
 		}
-		if !s.serveRequest(ctx, st, dec, enc) {
+		if !s.serveRequest(ctx, st, dec, enc, readTimer) {
 			return
 		}
 	}
@@ -217,7 +222,7 @@ func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
 
 // serveRequest reads one request, calls the handler and writes the reply.
 // It reports whether the stream can carry another request.
-func (s *Server) serveRequest(ctx context.Context, st *yamux.Stream, dec *decoder, enc *encoder) bool {
+func (s *Server) serveRequest(ctx context.Context, st *yamux.Stream, dec *decoder, enc *encoder, readTimer *time.Timer) bool {
 	dec.rec.reset()
 	enc.rec.reset()
 	var hdr requestHeader
@@ -245,6 +250,12 @@ func (s *Server) serveRequest(ctx context.Context, st *yamux.Stream, dec *decode
 		s.reply(st, enc, hdr.Method, err, nil, false)
 		return false
 	}
+	if !readTimer.Stop() {
+		// The request took longer than RequestReadTimeout to arrive and
+		// the read deadline is passing: end the stream unanswered.
+		s.logger.Debug("rpc request read timed out", "method", hdr.Method)
+		return false
+	}
 	// A client sends one request at a time: bytes beyond it mean it does
 	// not follow the protocol.
 	keepAlive := dec.buffered() == 0
@@ -254,7 +265,6 @@ func (s *Server) serveRequest(ctx context.Context, st *yamux.Stream, dec *decode
 	// on its close, a reset, the session ending) means it has given up.
 	callCtx, cancel := context.WithCancel(context.WithValue(ctx, peerKey{}, st.RemoteAddr()))
 	defer cancel()
-	_ = st.SetReadDeadline(time.Time{})
 	gone := make(chan struct{})
 	var callerGone atomic.Bool
 	go func() {
@@ -273,6 +283,7 @@ func (s *Server) serveRequest(ctx context.Context, st *yamux.Stream, dec *decode
 	// nobody to reply to.
 	_ = st.SetReadDeadline(time.Unix(1, 0))
 	<-gone
+	_ = st.SetReadDeadline(time.Time{})
 	if callerGone.Load() {
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -392,4 +393,58 @@ func TestConnPool_ReusedStreamFailureAfterSendIsNotErrConnect(t *testing.T) {
 	require.False(t, errors.Is(err, ErrConnect), "a request that reached the server must not look unsent: %v", err)
 	require.Equal(t, int64(2), calls.Load(), "the request must not have been resent")
 	require.Equal(t, int64(1), pool.streamsOpened.Load())
+}
+
+func TestServer_StreamReadTimeouts(t *testing.T) {
+	ts := startServer(t, echoKeyHandler, func(c *ServerConfig) {
+		c.RequestReadTimeout = 100 * time.Millisecond
+		c.IdleStreamTimeout = 300 * time.Millisecond
+	})
+	conn, err := net.Dial("tcp", ts.addr.String())
+	require.NoError(t, err)
+	_, err = conn.Write([]byte{TypeMultiplexRPC})
+	require.NoError(t, err)
+	sess, err := yamux.Client(conn, yamuxConfig(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	defer sess.Close()
+	// readEOF reads whatever the server still sends (an error reply for
+	// a cut request) until it closes the stream.
+	readEOF := func(t *testing.T, st *yamux.Stream) time.Duration {
+		t.Helper()
+		start := time.Now()
+		_ = st.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := io.Copy(io.Discard, st)
+		require.NoError(t, err, "the server must close the stream")
+		return time.Since(start)
+	}
+	t.Run("silent new stream", func(t *testing.T) {
+		st, err := sess.OpenStream()
+		require.NoError(t, err)
+		defer st.Close()
+		require.NoError(t, newEncoder(st).encode(&requestHeader{Version: protocolVersion, Method: MethodKVSGet}))
+		require.Less(t, readEOF(t, st), 2*time.Second)
+	})
+	t.Run("idle then half a request", func(t *testing.T) {
+		st, err := sess.OpenStream()
+		require.NoError(t, err)
+		defer st.Close()
+		enc, dec := newEncoder(st), newDecoder(st)
+		for i := range 3 {
+			// Pauses between requests shorter than the idle timeout but
+			// longer than the request timeout keep the stream. (The first
+			// request is due within the request timeout.)
+			if i > 0 {
+				time.Sleep(150 * time.Millisecond)
+			}
+			require.NoError(t, enc.encode(&requestHeader{Version: protocolVersion, Method: MethodKVSGet}, &KeyRequest{Key: "k"}))
+			var hdr responseHeader
+			var out IndexedKVEntries
+			require.NoError(t, dec.decode(&hdr), "call %d", i)
+			require.True(t, hdr.KeepAlive)
+			require.NoError(t, dec.decode(&out))
+		}
+		// Only the header of the next request: the request timeout ends it.
+		require.NoError(t, enc.encode(&requestHeader{Version: protocolVersion, Method: MethodKVSGet}))
+		readEOF(t, st)
+	})
 }
