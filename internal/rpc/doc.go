@@ -7,10 +7,12 @@
 //   - Mux shares one listener between Raft and RPC, demultiplexed by the
 //     first byte of each connection (Consul's numbering); RaftLayer adapts
 //     the Raft side to raft.StreamLayer.
-//   - Server serves multiplexed (yamux) RPC connections: one stream per
-//     call, msgpack-encoded, dispatched to a Handler.
+//   - Server serves multiplexed (yamux) RPC connections: each stream
+//     carries calls one at a time, msgpack-encoded, dispatched to a
+//     Handler (see the wire format in codec.go).
 //   - ConnPool is the client side: one yamux session per server address,
-//     reused across calls, reaped when idle.
+//     reused across calls, reaped when idle, with a small pool of idle
+//     streams per session reused by later calls.
 //   - Registry maps method names to their request/response types and
 //     sentinel errors to wire codes, so errors.Is keeps working across the
 //     network.
