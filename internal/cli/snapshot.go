@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-io/cairn/internal/snapshot"
+	"github.com/cairn-io/cairn/internal/state"
 )
 
 // snapshotFileArg parses the flags of a snapshot subcommand and returns its
@@ -177,34 +176,30 @@ func runSnapshotInspect(u *ui, args []string) error {
 	return tw.Flush()
 }
 
-// countRecords reads the state store's snapshot stream (a header value,
-// then one {"Table", "Row"} value per row) and counts rows per table,
-// largest first.
+// countRecords reads the state store's snapshot stream (either format
+// version, see state.SnapshotV1 and state.SnapshotV2) and counts rows per
+// table, largest first.
 func countRecords(r io.Reader) ([]tableStats, error) {
-	dec := json.NewDecoder(bufio.NewReader(r))
-	var header json.RawMessage
-	if err := dec.Decode(&header); err != nil {
+	sr, err := state.NewSnapshotReader(r)
+	if err != nil {
 		return nil, fmt.Errorf("state header: %w", err)
 	}
 	byTable := map[string]*tableStats{}
 	for {
-		var rec struct {
-			Table string
-			Row   json.RawMessage
-		}
-		if err := dec.Decode(&rec); err != nil {
+		table, row, err := sr.Next()
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			return nil, fmt.Errorf("state record: %w", err)
 		}
-		s := byTable[rec.Table]
+		s := byTable[table]
 		if s == nil {
-			s = &tableStats{name: rec.Table}
-			byTable[rec.Table] = s
+			s = &tableStats{name: table}
+			byTable[table] = s
 		}
 		s.count++
-		s.size += int64(len(rec.Row))
+		s.size += int64(len(row))
 	}
 	out := make([]tableStats, 0, len(byTable))
 	for _, s := range byTable {

@@ -1,18 +1,16 @@
 package server
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/cairn-io/cairn/internal/rpc"
+	"github.com/cairn-io/cairn/internal/state"
 )
 
 // stateIndexTable is the state store's table of per-table indexes, as it
-// appears in the snapshot stream that state.Snapshot.Persist writes: a
-// header value, then one {"Table": ..., "Row": ...} value per row.
+// appears in the snapshot stream that state.Snapshot.Persist writes.
 const stateIndexTable = "index"
 
 // baseIndexKeys are the index entries that table-level reads consult. A
@@ -27,56 +25,47 @@ type indexRow struct {
 	Value uint64
 }
 
-// streamRecord is one value of the snapshot stream after the header.
-type streamRecord struct {
-	Table string
-	Row   json.RawMessage
-}
-
 // raiseIndexes copies the FSM snapshot stream from r to w, raising every
 // index-table entry to at least floor and adding the base entries that are
 // missing. Other rows pass through unchanged, so every KV entry, node,
-// service and check keeps its own Create/ModifyIndex. It returns the number
-// of bytes written.
+// service and check keeps its own Create/ModifyIndex. The output keeps the
+// input's format version (state.SnapshotV1 or state.SnapshotV2). It
+// returns the number of bytes written.
 func raiseIndexes(r io.Reader, w io.Writer, floor uint64) (int64, error) {
-	dec := json.NewDecoder(bufio.NewReader(r))
-	cw := &countingWriter{w: w}
-	bw := bufio.NewWriter(cw)
-	enc := json.NewEncoder(bw)
-
-	var header json.RawMessage
-	if err := dec.Decode(&header); err != nil {
+	sr, err := state.NewSnapshotReader(r)
+	if err != nil {
 		return 0, badState("read header", err)
 	}
-	if err := enc.Encode(header); err != nil {
+	cw := &countingWriter{w: w}
+	sw, err := state.NewSnapshotWriter(cw, sr.Version())
+	if err != nil {
 		return 0, fmt.Errorf("server: write restore state: %w", err)
 	}
 	seen := map[string]bool{}
 	for {
-		var rec streamRecord
-		if err := dec.Decode(&rec); err != nil {
+		table, raw, err := sr.Next()
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			return 0, badState("read record", err)
 		}
-		if rec.Table == stateIndexTable {
-			var row indexRow
-			if err := json.Unmarshal(rec.Row, &row); err != nil {
-				return 0, badState("decode index row", err)
+		if table != stateIndexTable {
+			if err := sw.WriteRaw(table, raw); err != nil {
+				return 0, fmt.Errorf("server: write restore state: %w", err)
 			}
-			if seen[row.Key] {
-				return 0, badState("index row", fmt.Errorf("duplicate key %q", row.Key))
-			}
-			seen[row.Key] = true
-			row.Value = max(row.Value, floor)
-			raw, err := json.Marshal(row)
-			if err != nil {
-				return 0, fmt.Errorf("server: encode index row: %w", err)
-			}
-			rec.Row = raw
+			continue
 		}
-		if err := enc.Encode(rec); err != nil {
+		var row indexRow
+		if err := sr.DecodeRow(raw, &row); err != nil {
+			return 0, badState("decode index row", err)
+		}
+		if seen[row.Key] {
+			return 0, badState("index row", fmt.Errorf("duplicate key %q", row.Key))
+		}
+		seen[row.Key] = true
+		row.Value = max(row.Value, floor)
+		if err := sw.WriteRow(table, &row); err != nil {
 			return 0, fmt.Errorf("server: write restore state: %w", err)
 		}
 	}
@@ -84,12 +73,11 @@ func raiseIndexes(r io.Reader, w io.Writer, floor uint64) (int64, error) {
 		if seen[k] {
 			continue
 		}
-		raw, _ := json.Marshal(indexRow{Key: k, Value: floor})
-		if err := enc.Encode(streamRecord{Table: stateIndexTable, Row: raw}); err != nil {
+		if err := sw.WriteRow(stateIndexTable, &indexRow{Key: k, Value: floor}); err != nil {
 			return 0, fmt.Errorf("server: write restore state: %w", err)
 		}
 	}
-	if err := bw.Flush(); err != nil {
+	if err := sw.Close(); err != nil {
 		return 0, fmt.Errorf("server: write restore state: %w", err)
 	}
 	return cw.n, nil

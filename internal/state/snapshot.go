@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,20 +9,17 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
-// snapshotVersion is the format version written in the snapshot header.
-const snapshotVersion = 1
-
 // snapshotTables lists the tables a snapshot holds, in restore order.
 // Lock delays are per-server wall-clock state and are not included.
 var snapshotTables = []string{tableIndex, tableNodes, tableServices, tableChecks, tableKVs, tableTombstones, tableAutopilot,
 	tableSessions, tableSessionChecks}
 
-// snapshotHeader is the first record of a snapshot stream.
+// snapshotHeader is the first record of a version 1 snapshot stream.
 type snapshotHeader struct {
 	Version int
 }
 
-// snapshotRecord is one row of one table.
+// snapshotRecord is one row of one table in a version 1 stream.
 type snapshotRecord struct {
 	Table string
 	Row   json.RawMessage
@@ -44,13 +40,18 @@ func (s *Store) Snapshot() *Snapshot {
 // Release frees the snapshot.
 func (sn *Snapshot) Release() { sn.tx.Abort() }
 
-// Persist writes the snapshot as a stream of JSON records: a header, then
-// one record per row of every table.
+// Persist writes the snapshot as a version 2 stream (see SnapshotV2).
 func (sn *Snapshot) Persist(w io.Writer) error {
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	if err := enc.Encode(snapshotHeader{Version: snapshotVersion}); err != nil {
-		return fmt.Errorf("state: write snapshot header: %w", err)
+	return sn.PersistVersion(w, SnapshotV2)
+}
+
+// PersistVersion writes the snapshot in the given stream format: a header,
+// then one record per row of every table. Version 1 is what servers wrote
+// before version 2; it stays writable for tests and tools.
+func (sn *Snapshot) PersistVersion(w io.Writer, version int) error {
+	sw, err := NewSnapshotWriter(w, version)
+	if err != nil {
+		return err
 	}
 	for _, table := range snapshotTables {
 		it, err := sn.tx.Get(table, "id")
@@ -58,60 +59,50 @@ func (sn *Snapshot) Persist(w io.Writer) error {
 			return fmt.Errorf("state: snapshot table %s: %w", table, err)
 		}
 		for raw := it.Next(); raw != nil; raw = it.Next() {
-			row, err := json.Marshal(raw)
-			if err != nil {
-				return fmt.Errorf("state: snapshot row of %s: %w", table, err)
-			}
-			if err := enc.Encode(snapshotRecord{Table: table, Row: row}); err != nil {
-				return fmt.Errorf("state: write snapshot row of %s: %w", table, err)
+			if err := sw.WriteRow(table, raw); err != nil {
+				return err
 			}
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("state: write snapshot: %w", err)
-	}
-	return nil
+	return sw.Close()
 }
 
-// Restore reads a stream written by Snapshot.Persist into a new store.
+// Restore reads a stream written by Snapshot.Persist, in either format
+// version, into a new store.
 func Restore(r io.Reader) (*Store, error) {
+	sr, err := NewSnapshotReader(r)
+	if err != nil {
+		return nil, err
+	}
 	st, err := NewStore()
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bufio.NewReader(r))
-	var hdr snapshotHeader
-	if err := dec.Decode(&hdr); err != nil {
-		return nil, fmt.Errorf("state: read snapshot header: %w", err)
-	}
-	if hdr.Version != snapshotVersion {
-		return nil, fmt.Errorf("state: snapshot version %d is not supported (want %d)", hdr.Version, snapshotVersion)
-	}
 	tx := st.db.Txn(true)
 	defer tx.Abort()
 	for {
-		var rec snapshotRecord
-		if err := dec.Decode(&rec); err != nil {
+		table, raw, err := sr.Next()
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return nil, fmt.Errorf("state: read snapshot record: %w", err)
+			return nil, err
 		}
-		row, err := decodeRow(rec)
+		row, err := decodeRow(sr, table, raw)
 		if err != nil {
 			return nil, err
 		}
-		if err := tx.Insert(rec.Table, row); err != nil {
-			return nil, fmt.Errorf("state: restore row of %s: %w", rec.Table, err)
+		if err := tx.Insert(table, row); err != nil {
+			return nil, fmt.Errorf("state: restore row of %s: %w", table, err)
 		}
 	}
 	tx.Commit()
 	return st, nil
 }
 
-func decodeRow(rec snapshotRecord) (any, error) {
+func decodeRow(sr *SnapshotReader, table string, raw []byte) (any, error) {
 	var row any
-	switch rec.Table {
+	switch table {
 	case tableIndex:
 		row = &indexEntry{}
 	case tableNodes:
@@ -131,10 +122,10 @@ func decodeRow(rec snapshotRecord) (any, error) {
 	case tableSessionChecks:
 		row = &sessionCheck{}
 	default:
-		return nil, fmt.Errorf("state: snapshot has unknown table %q", rec.Table)
+		return nil, badSnapshot("unknown table %q", table)
 	}
-	if err := json.Unmarshal(rec.Row, row); err != nil {
-		return nil, fmt.Errorf("state: decode snapshot row of %s: %w", rec.Table, err)
+	if err := sr.DecodeRow(raw, row); err != nil {
+		return nil, fmt.Errorf("state: snapshot row of %s: %w", table, err)
 	}
 	return row, nil
 }
