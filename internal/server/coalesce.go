@@ -36,6 +36,8 @@ import (
 // round trip for a call forwarded by a follower). That result still has an
 // index above the request's MinQueryIndex, which is all a blocking query
 // promises; the client's next query, with the new index, sees later writes.
+// ?consistent reads promise more (linearizable), so they are never
+// coalesced.
 //
 // Lifetime: the shared call runs on its own goroutine under a context that
 // keeps the first caller's values but not its cancellation. It ends when
@@ -75,7 +77,11 @@ func coalescible(method string, args any) bool {
 	if !ok || reflect.ValueOf(q).IsNil() {
 		return false
 	}
-	return q.GetQueryOptions().MinQueryIndex > 0
+	o := q.GetQueryOptions()
+	// ?consistent promises a linearizable read: a request that joined a
+	// call after its query had produced its answer could miss a write
+	// acknowledged in between, so consistent reads always run their own.
+	return o.MinQueryIndex > 0 && !o.RequireConsistent
 }
 
 // callKey identifies identical requests.

@@ -89,7 +89,7 @@ func TestCoalesce_DifferentRequestsAreNotMerged(t *testing.T) {
 		"index":      func(o *rpc.QueryOptions) { o.MinQueryIndex = cur.Index + 1000 },
 		"wait":       func(o *rpc.QueryOptions) { o.MaxQueryTime = 9 * time.Second },
 		"filter":     func(o *rpc.QueryOptions) { o.Filter = `Key == "k"` },
-		"consistent": func(o *rpc.QueryOptions) { o.RequireConsistent = true },
+		"stale":      func(o *rpc.QueryOptions) { o.AllowStale = true },
 		"datacenter": func(o *rpc.QueryOptions) { o.Datacenter = "dc1" },
 	}
 	before := s.coalesce.runs.Load()
@@ -251,6 +251,7 @@ func TestCoalescible(t *testing.T) {
 		{"blocking kv get", rpc.MethodKVSGet, &rpc.KeyRequest{QueryOptions: blocking}, true},
 		{"blocking stale read", rpc.MethodKVSList, &rpc.KeyRequest{QueryOptions: rpc.QueryOptions{MinQueryIndex: 5, AllowStale: true}}, true},
 		{"blocking health", rpc.MethodHealthServiceNodes, &rpc.ServiceSpecificRequest{QueryOptions: blocking}, true},
+		{"blocking consistent read", rpc.MethodKVSGet, &rpc.KeyRequest{QueryOptions: rpc.QueryOptions{MinQueryIndex: 5, RequireConsistent: true}}, false},
 		{"non-blocking read", rpc.MethodKVSGet, &rpc.KeyRequest{}, false},
 		{"write", rpc.MethodKVSApply, &rpc.KVSRequest{}, false},
 		{"session write", rpc.MethodSessionApply, &rpc.SessionRequest{}, false},
