@@ -222,3 +222,24 @@ func BenchmarkSnapshot_Persist(b *testing.B) {
 type countBytes int64
 
 func (c *countBytes) Write(p []byte) (int, error) { *c += countBytes(len(p)); return len(p), nil }
+
+func BenchmarkSnapshot_Restore(b *testing.B) {
+	s, err := NewStore()
+	require.NoError(b, err)
+	for i := range 10000 {
+		require.NoError(b, s.KVSet(uint64(i+1), &KVEntry{Key: fmt.Sprintf("k/%06d", i), Value: bytes.Repeat([]byte{1}, 1024)}))
+	}
+	snap := s.Snapshot()
+	defer snap.Release()
+	for _, version := range []int{SnapshotV1, SnapshotV2} {
+		var buf bytes.Buffer
+		require.NoError(b, snap.PersistVersion(&buf, version))
+		b.Run(fmt.Sprintf("v%d", version), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, err := Restore(bytes.NewReader(buf.Bytes()))
+				require.NoError(b, err)
+			}
+		})
+	}
+}
