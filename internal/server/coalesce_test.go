@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"github.com/hashicorp/raft"
 	"strconv"
 	"sync"
 	"testing"
@@ -300,11 +301,95 @@ func TestCoalesce_KeyCoversEveryQueryOption(t *testing.T) {
 // TestCoalesce_Forwarded: identical blocking reads on a follower share one
 // forwarded call, and the leader runs one query for them.
 func TestCoalesce_Forwarded(t *testing.T) {
+	servers := startCoalesceCluster(t)
+	leader, follower := servers[0], servers[1]
+	ctx := context.Background()
+	var ok bool
+	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSApply,
+		&rpc.KVSRequest{Op: rpc.KVSet, Entry: state.KVEntry{Key: "k", Value: []byte("v1")}}, &ok))
+	var cur rpc.IndexedKVEntries
+	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSGet, &rpc.KeyRequest{Key: "k"}, &cur))
+
+	const n = 30
+	fBefore, lBefore := follower.coalesce.runs.Load(), leader.coalesce.runs.Load()
+	results := blockingGets(ctx, follower, n, rpc.KeyRequest{Key: "k",
+		QueryOptions: rpc.QueryOptions{MinQueryIndex: cur.Index, MaxQueryTime: 10 * time.Second}})
+	waitFor(t, 5*time.Second, "waiters on the follower", func() bool { return follower.coalesce.waiting() == n })
+	require.Equal(t, uint64(1), follower.coalesce.runs.Load()-fBefore)
+	// The leader serves the one forwarded call without its coalescer:
+	// requests from other agents are never coalesced.
+	require.Equal(t, uint64(0), leader.coalesce.runs.Load()-lBefore)
+	require.Equal(t, 0, leader.coalesce.waiting())
+
+	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSApply,
+		&rpc.KVSRequest{Op: rpc.KVSet, Entry: state.KVEntry{Key: "k", Value: []byte("v2")}}, &ok))
+	for range n {
+		select {
+		case r := <-results:
+			require.NoError(t, r.err)
+			require.Equal(t, "v2", string(r.out.Entries[0].Value))
+			require.Greater(t, r.out.Index, cur.Index)
+		case <-time.After(5 * time.Second):
+			t.Fatal("waiter not woken")
+		}
+	}
+}
+
+// TestCoalesce_LeadershipMovesToTheFollower: identical blocking reads
+// waiting on a follower (one shared call forwarded to the leader) still
+// return when leadership moves to that follower. When servers coalesced
+// requests forwarded to them, the old leader's retry of the forwarded
+// call joined the new leader's shared call that was waiting on it, and
+// neither returned until the query's wait ran out.
+func TestCoalesce_LeadershipMovesToTheFollower(t *testing.T) {
+	servers := startCoalesceCluster(t)
+	leader, follower := servers[0], servers[1]
+	ctx := context.Background()
+	var ok bool
+	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSApply,
+		&rpc.KVSRequest{Op: rpc.KVSet, Entry: state.KVEntry{Key: "k", Value: []byte("v1")}}, &ok))
+	var cur rpc.IndexedKVEntries
+	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSGet, &rpc.KeyRequest{Key: "k"}, &cur))
+
+	const n = 20
+	results := blockingGets(ctx, follower, n, rpc.KeyRequest{Key: "k",
+		QueryOptions: rpc.QueryOptions{MinQueryIndex: cur.Index, MaxQueryTime: time.Minute}})
+	waitFor(t, 5*time.Second, "waiters on the follower", func() bool { return follower.coalesce.waiting() == n })
+
+	fid := raft.ServerID(follower.cfg.NodeID)
+	if fid == "" {
+		fid = raft.ServerID(follower.cfg.NodeName)
+	}
+	require.NoError(t, leader.raftOrNil().LeadershipTransferToServer(fid, raft.ServerAddress(follower.RPCAddr())).Error())
+	waitFor(t, 10*time.Second, "the follower to lead and serve reads", func() bool {
+		return follower.IsLeader() && follower.readyForReads.Load()
+	})
+	start := time.Now()
+	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSApply,
+		&rpc.KVSRequest{Op: rpc.KVSet, Entry: state.KVEntry{Key: "k", Value: []byte("v2")}}, &ok))
+	for range n {
+		select {
+		case r := <-results:
+			require.NoError(t, r.err)
+			require.Equal(t, "v2", string(r.out.Entries[0].Value))
+		case <-time.After(10 * time.Second):
+			t.Fatal("waiter not woken after the leadership change")
+		}
+	}
+	t.Logf("all %d waiters woken %s after the write", n, time.Since(start))
+}
+
+// startCoalesceCluster starts 3 networked servers and returns them with
+// the leader (ready for reads) first.
+func startCoalesceCluster(t *testing.T) []*Server {
+	t.Helper()
 	var servers []*Server
 	for i := range 3 {
 		cfg := networkConfig(t, "f"+strconv.Itoa(i))
 		cfg.Bootstrap = false
 		cfg.BootstrapExpect = 3
+		// Long enough to ride out a leadership transfer.
+		cfg.RPCHoldTimeout = 3 * time.Second
 		s, err := New(cfg)
 		require.NoError(t, err)
 		require.NoError(t, s.Start())
@@ -323,7 +408,7 @@ func TestCoalesce_Forwarded(t *testing.T) {
 		s.SetLANMembers(func() []serf.Member { return members })
 		s.MembershipChanged()
 	}
-	var leader, follower *Server
+	var leader *Server
 	waitFor(t, 5*time.Second, "a leader ready for reads", func() bool {
 		for _, s := range servers {
 			if s.IsLeader() && s.readyForReads.Load() {
@@ -332,37 +417,11 @@ func TestCoalesce_Forwarded(t *testing.T) {
 		}
 		return leader != nil
 	})
+	out := []*Server{leader}
 	for _, s := range servers {
 		if s != leader {
-			follower = s
+			out = append(out, s)
 		}
 	}
-	ctx := context.Background()
-	var ok bool
-	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSApply,
-		&rpc.KVSRequest{Op: rpc.KVSet, Entry: state.KVEntry{Key: "k", Value: []byte("v1")}}, &ok))
-	var cur rpc.IndexedKVEntries
-	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSGet, &rpc.KeyRequest{Key: "k"}, &cur))
-
-	const n = 30
-	fBefore, lBefore := follower.coalesce.runs.Load(), leader.coalesce.runs.Load()
-	results := blockingGets(ctx, follower, n, rpc.KeyRequest{Key: "k",
-		QueryOptions: rpc.QueryOptions{MinQueryIndex: cur.Index, MaxQueryTime: 10 * time.Second}})
-	waitFor(t, 5*time.Second, "waiters on the follower", func() bool { return follower.coalesce.waiting() == n })
-	waitFor(t, 5*time.Second, "the forwarded call on the leader", func() bool { return leader.coalesce.waiting() == 1 })
-	require.Equal(t, uint64(1), follower.coalesce.runs.Load()-fBefore)
-	require.Equal(t, uint64(1), leader.coalesce.runs.Load()-lBefore)
-
-	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSApply,
-		&rpc.KVSRequest{Op: rpc.KVSet, Entry: state.KVEntry{Key: "k", Value: []byte("v2")}}, &ok))
-	for range n {
-		select {
-		case r := <-results:
-			require.NoError(t, r.err)
-			require.Equal(t, "v2", string(r.out.Entries[0].Value))
-			require.Greater(t, r.out.Index, cur.Index)
-		case <-time.After(5 * time.Second):
-			t.Fatal("waiter not woken")
-		}
-	}
+	return out
 }

@@ -251,7 +251,13 @@ func (s *Server) RPC(ctx context.Context, method string, args, reply any) error 
 	if s.raftOrNil() == nil {
 		return ErrNotStarted
 	}
-	if coalescible(method, args) {
+	// Only requests that start at this agent (its HTTP API and DNS) are
+	// coalesced, never one that another agent sent over the network: a
+	// server's shared call may be forwarded to another server, and if
+	// that server could join the forwarded request to a shared call of
+	// its own that is waiting on the first (both forwarding to each
+	// other across a leadership change), neither would ever return.
+	if _, remote := rpc.PeerAddr(ctx); !remote && coalescible(method, args) {
 		return s.coalesce.do(ctx, method, args, reply, func(ctx context.Context, args, reply any) error {
 			return s.dispatch(ctx, method, h, args, reply)
 		})
