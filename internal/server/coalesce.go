@@ -39,6 +39,14 @@ import (
 // ?consistent reads promise more (linearizable), so they are never
 // coalesced.
 //
+// Only requests that start at this agent (its HTTP API and DNS) are
+// coalesced; Server.RPC runs requests that arrived over the network from
+// another agent on their own. A follower's shared call is forwarded to the
+// leader, and the leader may in turn forward it on after a leadership
+// change: if the receiving server could join it to a shared call of its
+// own, two shared calls could wait on each other until the query's wait
+// ran out. The leader still sees one request per follower per key.
+//
 // Lifetime: the shared call runs on its own goroutine under a context that
 // keeps the first caller's values but not its cancellation. It ends when
 // every waiter has gone (each waiter returns at once when its own context
