@@ -97,11 +97,15 @@ func (s *Server) openRaft() (*raftParts, error) {
 		// freelist keeps allocation O(1) as it grows. Consul offers the
 		// same switch (raft_logstore.boltdb.no_freelist_sync).
 		path := filepath.Join(dir, "raft.db")
-		store, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{
+		// The store is reopened after each large log compaction, which
+		// otherwise leaves the whole compacted log resident
+		// (logstore_reopen.go).
+		opts := raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{
 			Timeout:        time.Second,
 			NoFreelistSync: true,
 			FreelistType:   bbolt.FreelistMapType,
-		}})
+		}}
+		store, err := newReopeningBoltStore(func() (*raftboltdb.BoltStore, error) { return raftboltdb.New(opts) })
 		if err != nil {
 			return nil, fmt.Errorf("server: open raft log store %s: %w", path, err)
 		}
