@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
+
+	"github.com/cairn-io/cairn/internal/msgp"
 )
 
 // Wire format of one call, on a yamux stream:
@@ -49,18 +51,29 @@ type responseHeader struct {
 }
 
 // msgpackHandle is shared (it is safe for concurrent use once configured).
-var msgpackHandle = newMsgpackHandle()
+var msgpackHandle = msgp.NewHandle()
 
-func newMsgpackHandle() *codec.MsgpackHandle {
-	h := &codec.MsgpackHandle{}
-	// Encode []byte as the msgpack bin type and strings as str, so both
-	// decode back to what they were.
-	h.WriteExt = true
-	h.RawToString = true
-	// Read only `codec` struct tags: the `json:",omitempty"` tags shape the
-	// HTTP API and must not drop fields from the internal wire.
-	h.TypeInfos = codec.NewTypeInfos([]string{"codec"})
-	return h
+// Marshal encodes v (a non-nil pointer) exactly as a call's args or reply
+// travel on the wire, mirror struct included.
+func Marshal(v any) ([]byte, error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return nil, fmt.Errorf("rpc: marshal %T: not a non-nil pointer", v)
+	}
+	var b []byte
+	if err := codec.NewEncoderBytes(&b, msgpackHandle).Encode(toWire(v)); err != nil {
+		return nil, fmt.Errorf("rpc: marshal %T: %w", v, err)
+	}
+	return b, nil
+}
+
+// Unmarshal decodes what Marshal encoded into v (a non-nil pointer).
+func Unmarshal(b []byte, v any) error {
+	d := &decoder{rec: &ioRecorder{}, dec: codec.NewDecoderBytes(b, msgpackHandle)}
+	if err := d.decode(v); err != nil {
+		return fmt.Errorf("rpc: unmarshal: %w", err)
+	}
+	return nil
 }
 
 // A known limit of this codec: when it decodes a map whose values are

@@ -1,15 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"sync"
 	"sync/atomic"
-
-	"github.com/hashicorp/go-msgpack/v2/codec"
 
 	"github.com/cairn-io/cairn/internal/rpc"
 )
@@ -174,7 +170,7 @@ func (c *coalescer) do(ctx context.Context, method string, args, reply any, run 
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return run(ctx, args, reply)
 	}
-	enc, err := encodeMsgpack(args)
+	enc, err := rpc.Marshal(args)
 	if err != nil {
 		return run(ctx, args, reply)
 	}
@@ -193,7 +189,7 @@ func (c *coalescer) do(ctx context.Context, method string, args, reply any, run 
 		// The shared call owns its own copy of the args: the first caller
 		// may leave and reuse its own.
 		own := reflect.New(reflect.TypeOf(args).Elem()).Interface()
-		if err := decodeMsgpack(enc, own); err != nil {
+		if err := rpc.Unmarshal(enc, own); err != nil {
 			c.mu.Unlock()
 			return run(ctx, args, reply)
 		}
@@ -261,107 +257,14 @@ func (call *sharedCall) deliver(reply any) error {
 		return nil
 	}
 	call.encodeOnce.Do(func() {
-		call.encoded, call.encodeErr = encodeMsgpack(call.reply)
+		call.encoded, call.encodeErr = rpc.Marshal(call.reply)
 	})
 	if call.encodeErr != nil {
 		return fmt.Errorf("server: copy shared reply: %w", call.encodeErr)
 	}
 	dst.SetZero()
-	if err := decodeMsgpack(call.encoded, reply); err != nil {
+	if err := rpc.Unmarshal(call.encoded, reply); err != nil {
 		return fmt.Errorf("server: copy shared reply: %w", err)
-	}
-	return nil
-}
-
-// The encoding below is the RPC codec's (internal/rpc/codec.go): the same
-// msgpack handle settings, and top-level structs with embedded structs
-// (QueryOptions, QueryMeta) travel as "mirror" structs whose embedded
-// fields are named fields, so no shadowed field is lost from the key or
-// from a copied reply.
-
-var coalesceHandle = func() *codec.MsgpackHandle {
-	h := &codec.MsgpackHandle{}
-	h.WriteExt = true
-	h.RawToString = true
-	h.TypeInfos = codec.NewTypeInfos([]string{"codec"})
-	return h
-}()
-
-type wireMirror struct {
-	typ    reflect.Type
-	fields []int
-}
-
-var wireMirrors sync.Map // reflect.Type -> *wireMirror (nil when not needed)
-
-func wireMirrorOf(t reflect.Type) *wireMirror {
-	if cached, ok := wireMirrors.Load(t); ok {
-		return cached.(*wireMirror)
-	}
-	var m *wireMirror
-	if t.Kind() == reflect.Struct {
-		var fields []reflect.StructField
-		var idx []int
-		embedded := false
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			embedded = embedded || f.Anonymous
-			fields = append(fields, reflect.StructField{Name: f.Name, Type: f.Type, Tag: f.Tag})
-			idx = append(idx, i)
-		}
-		if embedded {
-			m = &wireMirror{typ: reflect.StructOf(fields), fields: idx}
-		}
-	}
-	wireMirrors.Store(t, m)
-	return m
-}
-
-var errNotPointer = errors.New("server: msgpack: not a non-nil pointer")
-
-// encodeMsgpack encodes v (a non-nil pointer) as the RPC codec does.
-func encodeMsgpack(v any) ([]byte, error) {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return nil, errNotPointer
-	}
-	out := v
-	if m := wireMirrorOf(rv.Elem().Type()); m != nil {
-		mv := reflect.New(m.typ).Elem()
-		for j, i := range m.fields {
-			mv.Field(j).Set(rv.Elem().Field(i))
-		}
-		out = mv.Addr().Interface()
-	}
-	var buf bytes.Buffer
-	if err := codec.NewEncoder(&buf, coalesceHandle).Encode(out); err != nil {
-		return nil, fmt.Errorf("server: msgpack encode %T: %w", v, err)
-	}
-	return buf.Bytes(), nil
-}
-
-// decodeMsgpack decodes b into v (a non-nil pointer) as the RPC codec does.
-func decodeMsgpack(b []byte, v any) error {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return errNotPointer
-	}
-	m := wireMirrorOf(rv.Elem().Type())
-	if m == nil {
-		if err := codec.NewDecoderBytes(b, coalesceHandle).Decode(v); err != nil {
-			return fmt.Errorf("server: msgpack decode %T: %w", v, err)
-		}
-		return nil
-	}
-	mv := reflect.New(m.typ)
-	if err := codec.NewDecoderBytes(b, coalesceHandle).Decode(mv.Interface()); err != nil {
-		return fmt.Errorf("server: msgpack decode %T: %w", v, err)
-	}
-	for j, i := range m.fields {
-		rv.Elem().Field(i).Set(mv.Elem().Field(j))
 	}
 	return nil
 }

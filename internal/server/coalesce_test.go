@@ -282,17 +282,17 @@ func TestCoalesce_KeyCoversEveryQueryOption(t *testing.T) {
 		"consistent": func(r *rpc.KeyRequest) { r.RequireConsistent = true },
 		"filter":     func(r *rpc.KeyRequest) { r.Filter = "x" },
 	}
-	b, err := encodeMsgpack(&base)
+	b, err := rpc.Marshal(&base)
 	require.NoError(t, err)
 	for name, mod := range mods {
 		t.Run(name, func(t *testing.T) {
 			r := base
 			mod(&r)
-			e, err := encodeMsgpack(&r)
+			e, err := rpc.Marshal(&r)
 			require.NoError(t, err)
 			require.NotEqual(t, string(b), string(e))
 			var back rpc.KeyRequest
-			require.NoError(t, decodeMsgpack(e, &back))
+			require.NoError(t, rpc.Unmarshal(e, &back))
 			require.Equal(t, r, back)
 		})
 	}

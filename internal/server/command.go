@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
+
+	"github.com/cairn-io/cairn/internal/msgp"
 )
 
 // Raft command bodies.
@@ -34,13 +36,7 @@ const jsonBodyStart = '{'
 
 // commandHandle is the msgpack configuration of command bodies. It must
 // keep decoding what it encoded before: never change these settings.
-var commandHandle = func() *codec.MsgpackHandle {
-	h := &codec.MsgpackHandle{}
-	h.WriteExt = true
-	h.RawToString = true
-	h.TypeInfos = codec.NewTypeInfos([]string{"codec"})
-	return h
-}()
+var commandHandle = msgp.NewHandle()
 
 // Encoders and decoders are costly to build and reusable after ResetBytes.
 var (

@@ -9,6 +9,8 @@ import (
 	"io"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
+
+	"github.com/cairn-io/cairn/internal/msgp"
 )
 
 // Snapshot stream formats. A stream is a header, then one record (table
@@ -50,13 +52,7 @@ var ErrBadSnapshot = errors.New("state: malformed snapshot stream")
 
 // snapshotHandle is the msgpack configuration of version 2 rows. It must
 // keep decoding what it encoded before: never change these settings.
-var snapshotHandle = func() *codec.MsgpackHandle {
-	h := &codec.MsgpackHandle{}
-	h.WriteExt = true
-	h.RawToString = true
-	h.TypeInfos = codec.NewTypeInfos([]string{"codec"})
-	return h
-}()
+var snapshotHandle = msgp.NewHandle()
 
 func badSnapshot(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadSnapshot, fmt.Sprintf(format, args...))
