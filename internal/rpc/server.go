@@ -113,6 +113,15 @@ func yamuxConfig(logger *slog.Logger) *yamux.Config {
 // (their contexts are cancelled) before returning. The error is nil unless
 // Accept failed for another reason.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	return acceptLoop(ctx, l, "rpc: accept", s.ServeConn)
+}
+
+// acceptLoop accepts connections from l and serves each on its own
+// goroutine with serve until ctx is done or l is closed; then it closes l
+// and waits for every serve to return. Temporary accept errors (timeouts)
+// back off up to 1 s; any other error cancels the served connections and
+// is returned, prefixed with what.
+func acceptLoop(ctx context.Context, l net.Listener, what string, serve func(context.Context, net.Conn)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = l.Close() })
@@ -134,13 +143,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 				continue
 			}
 			cancel()
-			return fmt.Errorf("rpc: accept: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		backoff = 0
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.ServeConn(ctx, conn)
+			serve(ctx, conn)
 		}()
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 )
 
@@ -44,37 +43,7 @@ func ServeSnapshots(ctx context.Context, l net.Listener, cfg SnapshotServerConfi
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &snapshotServer{cfg: cfg, reg: snapshotRegistry()}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { _ = l.Close() })
-	defer stop()
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	var backoff time.Duration
-	for {
-		conn, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			cancel()
-			return fmt.Errorf("rpc: snapshot accept: %w", err)
-		}
-		backoff = 0
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.serveConn(ctx, conn)
-		}()
-	}
+	return acceptLoop(ctx, l, "rpc: snapshot accept", s.serveConn)
 }
 
 type snapshotServer struct {
