@@ -97,8 +97,60 @@ func (r *router) forget(addr string) {
 	r.mu.Unlock()
 }
 
+// next says what the router does after one attempt on a server.
+type next int
+
+const (
+	// stop: return the attempt's error (nil on success).
+	stop next = iota
+	// tryAnother: the request was never sent; try another server at once.
+	tryAnother
+	// wait: nothing was applied (no leader yet); back off, then retry.
+	wait
+)
+
 // RPC implements rpc.Caller.
 func (r *router) RPC(ctx context.Context, method string, args, reply any) error {
+	_, read := args.(rpc.QueryRequest)
+	return r.retry(ctx, method, func(srv *gossip.ServerInfo) (next, error) {
+		err := r.pool.RPC(ctx, srv.Addr, method, args, reply)
+		if err == nil {
+			return stop, nil
+		}
+		addr := srv.Addr.String()
+		var remote *rpc.RemoteError
+		switch {
+		case errors.Is(err, rpc.ErrConnect):
+			// Never sent: another server may take it at once.
+			r.logger.Debug("rpc to server failed, trying another", "server", addr, "error", err)
+			r.pool.Remove(srv.Addr)
+			return tryAnother, err
+		case errors.Is(err, rpc.ErrNoLeader):
+			// Not applied; wait for the election.
+			return wait, err
+		case errors.As(err, &remote):
+			return stop, err
+		default:
+			// Sent but no usable reply (timeout, broken session): use
+			// another server from now on. A read may simply be asked
+			// again; a write's outcome is unknown, so it is returned.
+			r.forget(addr)
+			if !read || ctx.Err() != nil {
+				return stop, err
+			}
+			return tryAnother, err
+		}
+	})
+}
+
+// retry runs attempt against the datacenter's servers until it says stop,
+// holding the request for up to the hold timeout (rpc_hold_timeout):
+// tryAnother moves to another server at once (the server is forgotten as
+// sticky and skipped until every known one has been tried), wait and "no
+// server known" back off with jitter. The last wait is cut to the
+// deadline, where one more attempt is made. what names the request in
+// errors.
+func (r *router) retry(ctx context.Context, what string, attempt func(*gossip.ServerInfo) (next, error)) error {
 	deadline := time.Now().Add(r.hold)
 	backoff := routerBackoffMin
 	tried := map[string]bool{}
@@ -110,59 +162,36 @@ func (r *router) RPC(ctx context.Context, method string, args, reply any) error 
 			srv = r.pick(tried)
 		}
 		var err error
-		retryNow := false
+		then := wait
 		if srv == nil {
-			err = fmt.Errorf("%s: %w", method, ErrNoServers)
+			err = fmt.Errorf("%s: %w", what, ErrNoServers)
 		} else {
-			err = r.pool.RPC(ctx, srv.Addr, method, args, reply)
-			if err == nil {
-				return nil
-			}
-			addr := srv.Addr.String()
-			var remote *rpc.RemoteError
-			switch {
-			case errors.Is(err, rpc.ErrConnect):
-				// Never sent: another server may take it at once.
-				r.logger.Debug("rpc to server failed, trying another", "server", addr, "error", err)
-				r.forget(addr)
-				r.pool.Remove(srv.Addr)
-				tried[addr] = true
-				retryNow = true
-			case errors.Is(err, rpc.ErrNoLeader):
-				// Not applied; wait for the election.
-			case errors.As(err, &remote):
+			then, err = attempt(srv)
+			if then == stop {
 				return err
-			default:
-				// Sent but no usable reply (timeout, broken session): use
-				// another server from now on. A read may simply be asked
-				// again; a write's outcome is unknown, so it is returned.
+			}
+			if then == tryAnother {
+				addr := srv.Addr.String()
 				r.forget(addr)
-				if _, read := args.(rpc.QueryRequest); !read || ctx.Err() != nil {
-					return err
-				}
 				tried[addr] = true
-				retryNow = true
 			}
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", method, ctx.Err())
+			return fmt.Errorf("%s: %w", what, ctx.Err())
 		}
-		if retryNow && time.Now().Before(deadline) {
+		if then == tryAnother && time.Now().Before(deadline) {
 			continue
 		}
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			return err
 		}
-		// Hold for the whole rpc_hold_timeout: the last wait is cut to
-		// the deadline and one more attempt is made at it.
-		wait := min(backoff/2+rand.N(backoff/2+1), remaining)
-		t := time.NewTimer(wait)
+		t := time.NewTimer(min(backoff/2+rand.N(backoff/2+1), remaining))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%s: %w", method, ctx.Err())
+			return fmt.Errorf("%s: %w", what, ctx.Err())
 		case <-r.stopCh:
 			t.Stop()
 			return err

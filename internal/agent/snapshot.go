@@ -3,12 +3,10 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
-	"time"
 
+	"github.com/cairn-io/cairn/internal/gossip"
 	"github.com/cairn-io/cairn/internal/httpapi"
 	"github.com/cairn-io/cairn/internal/rpc"
 	"github.com/cairn-io/cairn/internal/server"
@@ -64,60 +62,21 @@ func (s *snapshotRouter) SnapshotRestore(ctx context.Context, r io.Reader) error
 
 // do runs call against a server, retrying as described on snapshotRouter.
 func (s *snapshotRouter) do(ctx context.Context, op string, consumed func() bool, call func(net.Addr) error) error {
-	r := s.router
-	deadline := time.Now().Add(r.hold)
-	backoff := routerBackoffMin
-	tried := map[string]bool{}
-	for {
-		srv := r.pick(tried)
-		if srv == nil && len(tried) > 0 {
-			tried = map[string]bool{}
-			srv = r.pick(tried)
+	return s.router.retry(ctx, "snapshot "+op, func(srv *gossip.ServerInfo) (next, error) {
+		err := call(srv.Addr)
+		switch {
+		case err == nil || consumed():
+			return stop, err
+		case errors.Is(err, rpc.ErrConnect):
+			s.router.logger.Debug("snapshot stream to server failed, trying another", "server", srv.Addr.String(), "error", err)
+			return tryAnother, err
+		case errors.Is(err, rpc.ErrNoLeader):
+			// Nothing moved; wait for the election.
+			return wait, err
+		default:
+			return stop, err
 		}
-		var err error
-		retryNow := false
-		if srv == nil {
-			err = fmt.Errorf("snapshot %s: %w", op, ErrNoServers)
-		} else {
-			err = call(srv.Addr)
-			if err == nil || consumed() {
-				return err
-			}
-			addr := srv.Addr.String()
-			switch {
-			case errors.Is(err, rpc.ErrConnect):
-				r.logger.Debug("snapshot stream to server failed, trying another", "server", addr, "error", err)
-				r.forget(addr)
-				tried[addr] = true
-				retryNow = true
-			case errors.Is(err, rpc.ErrNoLeader):
-				// Nothing moved; wait for the election.
-			default:
-				return err
-			}
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("snapshot %s: %w", op, ctx.Err())
-		}
-		if retryNow && time.Now().Before(deadline) {
-			continue
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		if time.Now().Add(wait).After(deadline) {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("snapshot %s: %w", op, ctx.Err())
-		case <-r.stopCh:
-			t.Stop()
-			return err
-		}
-		backoff = min(2*backoff, routerBackoffMax)
-	}
+	})
 }
 
 // touchedReader records whether anything was read.
