@@ -33,6 +33,9 @@ const aeScaleThreshold = 128
 const (
 	EnvAEInterval        = "CAIRN_TEST_AE_INTERVAL"
 	EnvCheckReapInterval = "CAIRN_TEST_CHECK_REAP_INTERVAL"
+	// EnvDeregisterCriticalMinimum lowers the 1-minute floor of
+	// deregister_critical_service_after.
+	EnvDeregisterCriticalMinimum = "CAIRN_TEST_DEREG_CRITICAL_MIN"
 )
 
 // envDuration returns the positive duration in the environment variable

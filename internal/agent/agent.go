@@ -57,6 +57,8 @@ type Agent struct {
 	// of the critical-service reaper; tests shorten them.
 	fullSyncInterval time.Duration
 	reapInterval     time.Duration
+	// reapMinimum is the floor of deregister_critical_service_after.
+	reapMinimum time.Duration
 
 	// gossipTune, when set (tests), tunes the LAN pool's serf config.
 	gossipTune func(*serf.Config)
@@ -152,6 +154,7 @@ func New(opts Options) (*Agent, error) {
 		logger:           logger,
 		fullSyncInterval: defaultFullSyncInterval,
 		reapInterval:     defaultReapInterval,
+		reapMinimum:      envDuration(EnvDeregisterCriticalMinimum, minDeregisterCriticalAfter),
 		runners:          map[string]*runner{},
 		configServices:   map[string]bool{},
 		configChecks:     map[string]bool{},

@@ -376,7 +376,9 @@ func TestAgent_LeaveViaHTTP(t *testing.T) {
 }
 
 func TestAgent_DeregisterCriticalServiceAfter(t *testing.T) {
-	_, client := startAgent(t, devConfig(), func(a *Agent) { a.reapInterval = 20 * time.Millisecond })
+	_, client := startAgent(t, devConfig(), func(a *Agent) {
+		a.reapInterval, a.reapMinimum = 20*time.Millisecond, time.Millisecond
+	})
 	ag := client.Agent()
 	require.NoError(t, ag.ServiceRegister(&api.AgentServiceRegistration{
 		Name:  "doomed",
@@ -397,6 +399,35 @@ func TestAgent_DeregisterCriticalServiceAfter(t *testing.T) {
 		s, _, err := client.Catalog().Service("doomed", "", nil)
 		return err == nil && len(s) == 0
 	})
+}
+
+// TestAgent_DeregisterCriticalServiceAfterMinimum: values under one minute
+// count as one minute, as in Consul.
+func TestAgent_DeregisterCriticalServiceAfterMinimum(t *testing.T) {
+	a, client := startAgent(t, devConfig(), nil)
+	require.Equal(t, time.Minute, a.reapMinimum)
+	ag := client.Agent()
+	require.NoError(t, ag.ServiceRegister(&api.AgentServiceRegistration{
+		Name:  "short",
+		Check: &api.AgentServiceCheck{TTL: "1h", DeregisterCriticalServiceAfter: "10s"},
+	}))
+	require.NoError(t, ag.ServiceRegister(&api.AgentServiceRegistration{
+		Name:  "long",
+		Check: &api.AgentServiceCheck{TTL: "1h", DeregisterCriticalServiceAfter: "2m"},
+	}))
+	now := time.Now()
+	has := func(name string) bool {
+		svcs, err := ag.Services()
+		require.NoError(t, err)
+		return svcs[name] != nil
+	}
+	a.reapServices(now.Add(30 * time.Second))
+	require.True(t, has("short"), "10s is raised to the 1-minute minimum")
+	a.reapServices(now.Add(61 * time.Second))
+	require.False(t, has("short"), "reaped once critical for over a minute")
+	require.True(t, has("long"))
+	a.reapServices(now.Add(121 * time.Second))
+	require.False(t, has("long"))
 }
 
 func TestAgent_DNS(t *testing.T) {

@@ -8,6 +8,11 @@ import (
 // critical for longer than their DeregisterCriticalServiceAfter are removed.
 const defaultReapInterval = 30 * time.Second
 
+// minDeregisterCriticalAfter is the smallest deregister_critical_service_after
+// the reaper honours: shorter values count as one minute, as in Consul, so a
+// brief outage never removes a service.
+const minDeregisterCriticalAfter = time.Minute
+
 // reapLoop removes services with a check that has been critical for longer
 // than the check's DeregisterCriticalServiceAfter.
 func (a *Agent) reapLoop() {
@@ -28,6 +33,9 @@ func (a *Agent) reapServices(now time.Time) {
 	reaped := map[string]bool{}
 	for id, cc := range a.local.CriticalChecks() {
 		after := time.Duration(cc.Check.Definition.DeregisterCriticalServiceAfter)
+		if after > 0 {
+			after = max(after, a.reapMinimum)
+		}
 		svcID := cc.Check.ServiceID
 		if after <= 0 || svcID == "" || reaped[svcID] || now.Sub(cc.CriticalSince) <= after {
 			continue

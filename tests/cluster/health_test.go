@@ -37,6 +37,9 @@ func TestCluster_Health(t *testing.T) {
 		Env: []string{
 			agent.EnvAEInterval + "=" + healthAEInterval.String(),
 			agent.EnvCheckReapInterval + "=" + healthReapInterval.String(),
+			// The test's deregister_critical_service_after is under the
+			// 1-minute floor.
+			agent.EnvDeregisterCriticalMinimum + "=1ms",
 		},
 	})
 	c.WaitReady(readyTimeout)
