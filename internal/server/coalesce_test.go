@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"github.com/hashicorp/raft"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -383,27 +382,9 @@ func TestCoalesce_LeadershipMovesToTheFollower(t *testing.T) {
 // the leader (ready for reads) first.
 func startCoalesceCluster(t *testing.T) []*Server {
 	t.Helper()
-	var servers []*Server
-	for i := range 3 {
-		cfg := networkConfig(t, "f"+strconv.Itoa(i))
-		cfg.Bootstrap = false
-		cfg.BootstrapExpect = 3
-		// Long enough to ride out a leadership transfer.
-		cfg.RPCHoldTimeout = 3 * time.Second
-		s, err := New(cfg)
-		require.NoError(t, err)
-		require.NoError(t, s.Start())
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			require.NoError(t, s.Shutdown(ctx))
-		})
-		servers = append(servers, s)
-	}
-	members := make([]serf.Member, 0, 3)
-	for _, s := range servers {
-		members = append(members, member(s, 3))
-	}
+	// The hold timeout is long enough to ride out a leadership transfer.
+	servers, members := startExpectServers(t, []string{"f0", "f1", "f2"},
+		func(c *Config) { c.RPCHoldTimeout = 3 * time.Second })
 	for _, s := range servers {
 		s.SetLANMembers(func() []serf.Member { return members })
 		s.MembershipChanged()

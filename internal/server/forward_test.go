@@ -94,12 +94,19 @@ func member(s *Server, expect int) serf.Member {
 		gossip.TagID: s.cfg.NodeID, gossip.TagExpect: strconv.Itoa(expect)}}
 }
 
-func TestServer_BootstrapExpect(t *testing.T) {
+// startExpectServers starts one networked server per name, each with
+// bootstrap_expect = len(names) (mod may change the config further), and
+// returns them with their gossip members. Nobody knows the others yet.
+func startExpectServers(t *testing.T, names []string, mod func(*Config)) ([]*Server, []serf.Member) {
+	t.Helper()
 	var servers []*Server
-	for _, name := range []string{"b1", "b2", "b3"} {
+	for _, name := range names {
 		cfg := networkConfig(t, name)
 		cfg.Bootstrap = false
-		cfg.BootstrapExpect = 3
+		cfg.BootstrapExpect = len(names)
+		if mod != nil {
+			mod(&cfg)
+		}
 		s, err := New(cfg)
 		require.NoError(t, err)
 		require.NoError(t, s.Start())
@@ -110,10 +117,15 @@ func TestServer_BootstrapExpect(t *testing.T) {
 		})
 		servers = append(servers, s)
 	}
-	members := make([]serf.Member, 0, 3)
+	members := make([]serf.Member, 0, len(servers))
 	for _, s := range servers {
-		members = append(members, member(s, 3))
+		members = append(members, member(s, len(names)))
 	}
+	return servers, members
+}
+
+func TestServer_BootstrapExpect(t *testing.T) {
+	servers, members := startExpectServers(t, []string{"b1", "b2", "b3"}, nil)
 
 	// Two known servers of three expected: nobody bootstraps.
 	for _, s := range servers {
