@@ -1,11 +1,8 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"hash/fnv"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/hashicorp/go-bexpr"
 
@@ -130,53 +127,18 @@ func (h *handler) agentService(w http.ResponseWriter, r *http.Request, id string
 	if id == "" {
 		return badRequest("Missing service ID")
 	}
-	opts, err := h.queryOptions(r)
-	if err != nil {
-		return err
-	}
-	wantHash := queryParams(r).Get("hash")
-	watcher, canWatch := h.cfg.Agent.(LocalStateWatcher)
-	var timeout <-chan time.Time
-	if wantHash != "" && canWatch {
-		t := time.NewTimer(opts.MaxQueryTime)
-		defer t.Stop()
-		timeout = t.C
-	}
-	for {
-		// Take the change channel before reading so no change is missed.
-		var changed <-chan struct{}
-		if timeout != nil {
-			changed = watcher.LocalStateChanged()
-		}
+	return h.hashBlocking(w, r, func() (any, string, error) {
 		svc, ok := h.cfg.Agent.Services()[id]
 		if !ok || svc == nil {
-			return notFound("unknown service ID: %s", id)
+			return nil, "", notFound("unknown service ID: %s", id)
 		}
 		if err := authorize(r, func(a acl.Authorizer) bool { return a.ServiceRead(svc.Service) }); err != nil {
-			return err
+			return nil, "", err
 		}
 		out := h.agentServiceOut(svc)
-		out.ContentHash = contentHash(out)
-		if timeout == nil || out.ContentHash != wantHash {
-			w.Header().Set("X-Consul-ContentHash", out.ContentHash)
-			return writeJSON(w, r, out)
-		}
-		select {
-		case <-changed:
-		case <-timeout:
-			timeout = nil // answer with the current state
-		case <-r.Context().Done():
-			return r.Context().Err()
-		}
-	}
-}
-
-// contentHash identifies a service's content for hash-based blocking.
-func contentHash(svc *agentService) string {
-	b, _ := json.Marshal(svc)
-	f := fnv.New64a()
-	_, _ = f.Write(b)
-	return strconv.FormatUint(f.Sum64(), 16)
+		out.ContentHash = hashOf(out)
+		return out, out.ContentHash, nil
+	})
 }
 
 // agentChecks serves GET /v1/agent/checks (ID -> check).

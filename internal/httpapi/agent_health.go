@@ -165,6 +165,26 @@ func (h *handler) agentServices(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
+	return h.hashBlocking(w, r, func() (any, string, error) {
+		out := make(map[string]*agentService)
+		for id, svc := range h.cfg.Agent.Services() {
+			if svc != nil && authz.ServiceRead(svc.Service) {
+				out[id] = h.agentServiceOut(svc)
+			}
+		}
+		out, err := applyFilter(r, out)
+		if err != nil {
+			return nil, "", err
+		}
+		return out, hashOf(out), nil
+	})
+}
+
+// hashBlocking answers with read's value and its content hash in
+// X-Consul-ContentHash. With ?hash= (and an agent that reports local
+// state changes) it blocks, up to ?wait, while the hash equals the one
+// given, re-reading after every local state change.
+func (h *handler) hashBlocking(w http.ResponseWriter, r *http.Request, read func() (out any, hash string, err error)) error {
 	opts, err := h.queryOptions(r)
 	if err != nil {
 		return err
@@ -183,17 +203,10 @@ func (h *handler) agentServices(w http.ResponseWriter, r *http.Request, _ string
 		if timeout != nil {
 			changed = watcher.LocalStateChanged()
 		}
-		out := make(map[string]*agentService)
-		for id, svc := range h.cfg.Agent.Services() {
-			if svc != nil && authz.ServiceRead(svc.Service) {
-				out[id] = h.agentServiceOut(svc)
-			}
-		}
-		out, err = applyFilter(r, out)
+		out, hash, err := read()
 		if err != nil {
 			return err
 		}
-		hash := hashOf(out)
 		if timeout == nil || hash != wantHash {
 			w.Header().Set("X-Consul-ContentHash", hash)
 			return writeJSON(w, r, out)
