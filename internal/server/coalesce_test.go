@@ -304,10 +304,7 @@ func TestCoalesce_Forwarded(t *testing.T) {
 	leader, follower := servers[0], servers[1]
 	ctx := context.Background()
 	var ok bool
-	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSApply,
-		&rpc.KVSRequest{Op: rpc.KVSet, Entry: state.KVEntry{Key: "k", Value: []byte("v1")}}, &ok))
-	var cur rpc.IndexedKVEntries
-	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSGet, &rpc.KeyRequest{Key: "k"}, &cur))
+	cur := seedKey(t, follower)
 
 	const n = 30
 	fBefore, lBefore := follower.coalesce.runs.Load(), leader.coalesce.runs.Load()
@@ -345,10 +342,7 @@ func TestCoalesce_LeadershipMovesToTheFollower(t *testing.T) {
 	leader, follower := servers[0], servers[1]
 	ctx := context.Background()
 	var ok bool
-	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSApply,
-		&rpc.KVSRequest{Op: rpc.KVSet, Entry: state.KVEntry{Key: "k", Value: []byte("v1")}}, &ok))
-	var cur rpc.IndexedKVEntries
-	require.NoError(t, follower.RPC(ctx, rpc.MethodKVSGet, &rpc.KeyRequest{Key: "k"}, &cur))
+	cur := seedKey(t, follower)
 
 	const n = 20
 	results := blockingGets(ctx, follower, n, rpc.KeyRequest{Key: "k",
@@ -405,4 +399,17 @@ func startCoalesceCluster(t *testing.T) []*Server {
 		}
 	}
 	return out
+}
+
+// seedKey writes k = v1 through s and reads it back (the blocking index
+// the tests start from).
+func seedKey(t *testing.T, s *Server) rpc.IndexedKVEntries {
+	t.Helper()
+	ctx := context.Background()
+	var ok bool
+	require.NoError(t, s.RPC(ctx, rpc.MethodKVSApply,
+		&rpc.KVSRequest{Op: rpc.KVSet, Entry: state.KVEntry{Key: "k", Value: []byte("v1")}}, &ok))
+	var cur rpc.IndexedKVEntries
+	require.NoError(t, s.RPC(ctx, rpc.MethodKVSGet, &rpc.KeyRequest{Key: "k"}, &cur))
+	return cur
 }
