@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cairn-io/cairn/internal/rpc"
+	"github.com/cairn-io/cairn/internal/state"
 )
 
 // Coalescing of identical blocking reads.
@@ -19,10 +20,11 @@ import (
 // distinct request and hands every identical request that arrives while it
 // is in flight a private copy of its result.
 //
-// Identical means: same method, same reply type and the same msgpack
-// encoding of the whole args (every QueryOptions field included: index,
-// wait, token, consistency, filter), the encoding the RPC codec uses on the
-// wire. Only blocking reads (MinQueryIndex > 0) are coalesced, never a
+// Identical means: same method, same reply type and equal args, every
+// QueryOptions field included (index, wait, token, consistency, filter).
+// Args made only of strings, integers and booleans (rpc.KeyRequest and most
+// other reads) are compared field by field with ==; any other args by their
+// msgpack encoding, the one the RPC codec uses on the wire. Only blocking reads (MinQueryIndex > 0) are coalesced, never a
 // write: a shared read is answered with a result whose index passed
 // MinQueryIndex, which is what each of its waiters asked for.
 //
@@ -92,7 +94,73 @@ func coalescible(method string, args any) bool {
 type callKey struct {
 	method string
 	reply  reflect.Type
-	args   string // msgpack encoding of the args
+	// args is the args struct itself when its type is plain (see
+	// plainArgs): then == is field-by-field equality. Otherwise it is the
+	// msgpack encoding of the args, as a string.
+	args any
+}
+
+// plainTypes caches plainType per args type (reflect.Type -> bool).
+var plainTypes sync.Map
+
+// plainArgs reports whether values of t (an args struct type) can serve as
+// their own key: t is made only of strings, booleans, integers, structs
+// and arrays of those, so that == on two values is true exactly when every
+// field, exported or not, is equal. Pointers, slices, maps, interfaces,
+// floats (NaN, -0) and the rest are not plain; such args are keyed by
+// their msgpack encoding.
+func plainArgs(t reflect.Type) bool {
+	if v, ok := plainTypes.Load(t); ok {
+		return v.(bool)
+	}
+	plain := plainType(t)
+	plainTypes.Store(t, plain)
+	return plain
+}
+
+func plainType(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.String,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	case reflect.Array:
+		return plainType(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !plainType(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	default:
+		return false
+	}
+}
+
+// argsKey returns the key part and a private copy of args (a non-nil
+// pointer to a struct) for the shared call to own.
+func argsKey(args any) (key any, own func() (any, error), err error) {
+	av := reflect.ValueOf(args)
+	if av.Kind() == reflect.Pointer && av.Elem().Kind() == reflect.Struct && plainArgs(av.Type().Elem()) {
+		val := av.Elem().Interface() // a copy: the caller may change args
+		return val, func() (any, error) {
+			c := reflect.New(av.Type().Elem())
+			c.Elem().Set(reflect.ValueOf(val))
+			return c.Interface(), nil
+		}, nil
+	}
+	enc, err := rpc.Marshal(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	return string(enc), func() (any, error) {
+		c := reflect.New(reflect.TypeOf(args).Elem()).Interface()
+		if err := rpc.Unmarshal(enc, c); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}, nil
 }
 
 // sharedCall is one in-flight call and the waiters sharing it.
@@ -170,11 +238,11 @@ func (c *coalescer) do(ctx context.Context, method string, args, reply any, run 
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return run(ctx, args, reply)
 	}
-	enc, err := rpc.Marshal(args)
+	akey, ownArgs, err := argsKey(args)
 	if err != nil {
 		return run(ctx, args, reply)
 	}
-	key := callKey{method: method, reply: rv.Type(), args: string(enc)}
+	key := callKey{method: method, reply: rv.Type(), args: akey}
 
 	c.mu.Lock()
 	if c.stopped {
@@ -188,8 +256,8 @@ func (c *coalescer) do(ctx context.Context, method string, args, reply any, run 
 	} else {
 		// The shared call owns its own copy of the args: the first caller
 		// may leave and reuse its own.
-		own := reflect.New(reflect.TypeOf(args).Elem()).Interface()
-		if err := rpc.Unmarshal(enc, own); err != nil {
+		own, err := ownArgs()
+		if err != nil {
 			c.mu.Unlock()
 			return run(ctx, args, reply)
 		}
@@ -244,7 +312,8 @@ func (c *coalescer) do(ctx context.Context, method string, args, reply any, run 
 }
 
 // deliver gives one waiter its result: the shared error, or its own copy
-// of the reply.
+// of the reply: copied field by field for the KV replies (copyReply),
+// through a msgpack round trip for the others.
 func (call *sharedCall) deliver(reply any) error {
 	if call.err != nil {
 		return call.err
@@ -254,6 +323,9 @@ func (call *sharedCall) deliver(reply any) error {
 		// The only waiter: nobody else reads call.reply, so it can be
 		// handed over as it is.
 		dst.Set(reflect.ValueOf(call.reply).Elem())
+		return nil
+	}
+	if copyReply(call.reply, reply) {
 		return nil
 	}
 	call.encodeOnce.Do(func() {
@@ -267,4 +339,65 @@ func (call *sharedCall) deliver(reply any) error {
 		return fmt.Errorf("server: copy shared reply: %w", err)
 	}
 	return nil
+}
+
+// copyReply deep-copies src into dst when both are one of the KV reply
+// types (the watch fan-out of issue 7 wakes thousands of KV waiters per
+// write; a msgpack round trip per waiter was most of the coalescer's cost).
+// The copy keeps nil slices nil and empty ones empty, as the reply the
+// only waiter of a call receives. It reports false for other types.
+func copyReply(src, dst any) bool {
+	switch s := src.(type) {
+	case *rpc.IndexedKVEntries:
+		d, ok := dst.(*rpc.IndexedKVEntries)
+		if !ok {
+			return false
+		}
+		*d = rpc.IndexedKVEntries{QueryMeta: s.QueryMeta, Entries: copyKVEntries(s.Entries)}
+		return true
+	case *rpc.IndexedKeyList:
+		d, ok := dst.(*rpc.IndexedKeyList)
+		if !ok {
+			return false
+		}
+		*d = rpc.IndexedKeyList{QueryMeta: s.QueryMeta}
+		if s.Keys != nil {
+			d.Keys = append(make([]string, 0, len(s.Keys)), s.Keys...)
+		}
+		return true
+	default:
+		return false
+	}
+}
+
+// copyKVEntries deep-copies entries in a few allocations: one for the
+// slice, one for the entries and one for all their values.
+func copyKVEntries(src []*state.KVEntry) []*state.KVEntry {
+	if src == nil {
+		return nil
+	}
+	out := make([]*state.KVEntry, len(src))
+	vals := make([]state.KVEntry, len(src))
+	size := 0
+	for _, e := range src {
+		if e != nil {
+			size += len(e.Value)
+		}
+	}
+	buf := make([]byte, 0, size)
+	for i, e := range src {
+		if e == nil {
+			continue
+		}
+		vals[i] = *e
+		if e.Value != nil {
+			start := len(buf)
+			buf = append(buf, e.Value...)
+			// Full slice expression: an append to one value must not
+			// overwrite the next.
+			vals[i].Value = buf[start:len(buf):len(buf)]
+		}
+		out[i] = &vals[i]
+	}
+	return out
 }

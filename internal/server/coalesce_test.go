@@ -3,11 +3,12 @@ package server
 import (
 	"context"
 	"errors"
-	"github.com/hashicorp/raft"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/serf"
 	"github.com/stretchr/testify/require"
 
@@ -281,20 +282,109 @@ func TestCoalesce_KeyCoversEveryQueryOption(t *testing.T) {
 		"consistent": func(r *rpc.KeyRequest) { r.RequireConsistent = true },
 		"filter":     func(r *rpc.KeyRequest) { r.Filter = "x" },
 	}
-	b, err := rpc.Marshal(&base)
+	bk, _, err := argsKey(&base)
 	require.NoError(t, err)
+	same := base
+	sk, _, err := argsKey(&same)
+	require.NoError(t, err)
+	require.True(t, bk == sk, "identical args, identical keys")
 	for name, mod := range mods {
 		t.Run(name, func(t *testing.T) {
 			r := base
 			mod(&r)
-			e, err := rpc.Marshal(&r)
+			k, own, err := argsKey(&r)
 			require.NoError(t, err)
-			require.NotEqual(t, string(b), string(e))
-			var back rpc.KeyRequest
-			require.NoError(t, rpc.Unmarshal(e, &back))
-			require.Equal(t, r, back)
+			require.False(t, bk == k, "a changed field changes the key")
+			back, err := own()
+			require.NoError(t, err)
+			require.Equal(t, &r, back)
+			r.Key = "changed after" // the call's copy is its own
+			require.NotEqual(t, &r, back)
 		})
 	}
+}
+
+// TestCoalesce_ArgsKeyKinds: plain args are their own key, args with a
+// slice, map, pointer or float fall back to their msgpack encoding.
+func TestCoalesce_ArgsKeyKinds(t *testing.T) {
+	require.True(t, plainArgs(reflect.TypeFor[rpc.KeyRequest]()))
+	require.True(t, plainArgs(reflect.TypeFor[rpc.KeyListRequest]()))
+	type withMap struct {
+		rpc.QueryOptions
+		Meta map[string]string
+	}
+	type withFloat struct{ F float64 }
+	type withPtr struct{ P *int }
+	type withSlice struct{ S []string }
+	for _, typ := range []reflect.Type{reflect.TypeFor[withMap](), reflect.TypeFor[withFloat](),
+		reflect.TypeFor[withPtr](), reflect.TypeFor[withSlice]()} {
+		require.False(t, plainArgs(typ), typ.String())
+	}
+	a := &withMap{Meta: map[string]string{"a": "b"}}
+	k, own, err := argsKey(a)
+	require.NoError(t, err)
+	require.IsType(t, "", k, "keyed by encoding")
+	c, err := own()
+	require.NoError(t, err)
+	require.Equal(t, a, c)
+	a.Meta["a"] = "changed"
+	require.Equal(t, "b", c.(*withMap).Meta["a"])
+	k2, _, err := argsKey(&withMap{Meta: map[string]string{"a": "other"}})
+	require.NoError(t, err)
+	require.NotEqual(t, k, k2)
+}
+
+// TestCoalesce_CopyReply: the fast copy of KV replies equals the reply and
+// shares no memory with it, and keeps nil and empty slices apart as the
+// reply of a lone waiter does.
+func TestCoalesce_CopyReply(t *testing.T) {
+	t.Run("filled", func(t *testing.T) {
+		for _, src := range []any{&rpc.IndexedKVEntries{}, &rpc.IndexedKeyList{}} {
+			fillAll(t, reflect.ValueOf(src).Elem(), "reply")
+			dst := reflect.New(reflect.TypeOf(src).Elem()).Interface()
+			require.True(t, copyReply(src, dst))
+			require.Equal(t, src, dst)
+			// Change every field of the copy: the source must not move.
+			want := reflect.New(reflect.TypeOf(src).Elem()).Interface()
+			require.True(t, copyReply(src, want))
+			fillAll(t, reflect.ValueOf(dst).Elem(), "other")
+			switch d := dst.(type) {
+			case *rpc.IndexedKVEntries:
+				d.Entries[0].Value[0]++
+			case *rpc.IndexedKeyList:
+				d.Keys[0] = "x"
+			}
+			require.Equal(t, want, src)
+		}
+	})
+	t.Run("values do not overlap", func(t *testing.T) {
+		src := &rpc.IndexedKVEntries{Entries: []*state.KVEntry{{Key: "a", Value: []byte("1")}, {Key: "b", Value: []byte("2")}}}
+		var dst rpc.IndexedKVEntries
+		require.True(t, copyReply(src, &dst))
+		dst.Entries[0].Value = append(dst.Entries[0].Value, 'x')
+		require.Equal(t, "2", string(dst.Entries[1].Value))
+	})
+	t.Run("nil and empty", func(t *testing.T) {
+		for _, src := range []*rpc.IndexedKVEntries{
+			{},
+			{Entries: []*state.KVEntry{}},
+			{Entries: []*state.KVEntry{{Key: "nil"}, {Key: "empty", Value: []byte{}}}},
+		} {
+			var dst rpc.IndexedKVEntries
+			require.True(t, copyReply(src, &dst))
+			require.Equal(t, src.Entries == nil, dst.Entries == nil)
+			for i := range src.Entries {
+				require.Equal(t, src.Entries[i].Value == nil, dst.Entries[i].Value == nil, src.Entries[i].Key)
+			}
+		}
+		var keys rpc.IndexedKeyList
+		require.True(t, copyReply(&rpc.IndexedKeyList{Keys: []string{}}, &keys))
+		require.NotNil(t, keys.Keys)
+	})
+	t.Run("other types", func(t *testing.T) {
+		require.False(t, copyReply(&rpc.IndexedNodes{}, &rpc.IndexedNodes{}))
+		require.False(t, copyReply(&rpc.IndexedKVEntries{}, &rpc.IndexedKeyList{}))
+	})
 }
 
 // TestCoalesce_Forwarded: identical blocking reads on a follower share one
