@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
 	"github.com/cairn-io/cairn/internal/rpc"
 )
@@ -84,30 +82,12 @@ func (s *Server) openRaft() (*raftParts, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("server: create raft dir: %w", err)
 		}
-		// The log and stable store is raft-boltdb (bbolt, fsync on every
-		// append batch), as Consul ships by default. raft-wal v0.4.0 (the
-		// newest served here) cannot reopen a WAL after a crash that
-		// followed a log-suffix truncation ("sealed segment has no index
-		// block", hashicorp/raft-wal#31): the robustness suite hit it on a
-		// kill -9 restart.
-		// The freelist is not written on every commit (NoFreelistSync):
-		// after log compaction it holds thousands of free pages, and
-		// rewriting it made every append several pages larger; bbolt
-		// rebuilds it by scanning the file on open instead. The hashmap
-		// freelist keeps allocation O(1) as it grows. Consul offers the
-		// same switch (raft_logstore.boltdb.no_freelist_sync).
-		path := filepath.Join(dir, "raft.db")
-		// The store is reopened after each large log compaction, which
-		// otherwise leaves the whole compacted log resident
-		// (logstore_reopen.go).
-		opts := raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{
-			Timeout:        time.Second,
-			NoFreelistSync: true,
-			FreelistType:   bbolt.FreelistMapType,
-		}}
-		store, err := newReopeningBoltStore(func() (*raftboltdb.BoltStore, error) { return raftboltdb.New(opts) })
+		// The log and stable store is internal/raftlog: append-only
+		// segments with one fdatasync per append batch (see its package
+		// doc for why not raft-boltdb or raft-wal).
+		store, err := openLogStore(dir, s.logger)
 		if err != nil {
-			return nil, fmt.Errorf("server: open raft log store %s: %w", path, err)
+			return nil, err
 		}
 		parts.closers = append(parts.closers, store)
 		cache, err := raft.NewLogCache(raftLogCacheSize, store)
