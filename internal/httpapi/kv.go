@@ -63,7 +63,19 @@ func (h *handler) kvGet(w http.ResponseWriter, r *http.Request, key string) erro
 	if !recurse {
 		entries = entries[:1]
 	}
-	return writeJSON(w, r, entries)
+	if flagParam(q, "pretty") {
+		return writeJSON(w, r, entries)
+	}
+	// Every watcher of a key woken by one write gets the same entries:
+	// encode them once (kvcache.go).
+	body, err := h.kvBodies.encode(entries)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	return nil
 }
 
 // kvKeys lists the keys under a prefix, rolled up at ?separator.

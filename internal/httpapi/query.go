@@ -137,6 +137,17 @@ func nodeMetaFilters(q url.Values) map[string]string {
 	return out
 }
 
+// The read headers under the names net/http writes on the wire: Header.Set
+// canonicalizes X-Consul-KnownLeader to X-Consul-Knownleader (and
+// LastContact likewise) at the cost of an allocation per call; setMeta sets
+// the canonical names directly.
+const (
+	hdrIndex                = "X-Consul-Index"
+	hdrKnownLeader          = "X-Consul-Knownleader"
+	hdrLastContact          = "X-Consul-Lastcontact"
+	hdrEffectiveConsistency = "X-Consul-Effective-Consistency"
+)
+
 // setMeta writes the read headers every blocking endpoint returns.
 // X-Consul-Index is never below 1 so clients can always block on it.
 func setMeta(w http.ResponseWriter, meta rpc.QueryMeta, opts rpc.QueryOptions) {
@@ -144,11 +155,18 @@ func setMeta(w http.ResponseWriter, meta rpc.QueryMeta, opts rpc.QueryOptions) {
 	if idx < 1 {
 		idx = 1
 	}
+	// One allocation for the four values; each header gets a slice of
+	// capacity 1, so a later Add cannot write into its neighbour.
+	vals := make([]string, 4)
+	vals[0] = strconv.FormatUint(idx, 10)
+	vals[1] = strconv.FormatBool(meta.KnownLeader)
+	vals[2] = strconv.FormatInt(meta.LastContact.Milliseconds(), 10)
+	vals[3] = effectiveConsistency(meta, opts)
 	hdr := w.Header()
-	hdr.Set("X-Consul-Index", strconv.FormatUint(idx, 10))
-	hdr.Set("X-Consul-KnownLeader", strconv.FormatBool(meta.KnownLeader))
-	hdr.Set("X-Consul-LastContact", strconv.FormatInt(meta.LastContact.Milliseconds(), 10))
-	hdr.Set("X-Consul-Effective-Consistency", effectiveConsistency(meta, opts))
+	hdr[hdrIndex] = vals[0:1:1]
+	hdr[hdrKnownLeader] = vals[1:2:2]
+	hdr[hdrLastContact] = vals[2:3:3]
+	hdr[hdrEffectiveConsistency] = vals[3:4:4]
 }
 
 func effectiveConsistency(meta rpc.QueryMeta, opts rpc.QueryOptions) string {

@@ -47,12 +47,14 @@ type Config struct {
 	EnableDebug bool
 }
 
-// handler is the http.Handler returned by New. It is immutable after New and
-// therefore safe for concurrent use.
+// handler is the http.Handler returned by New. It is immutable after New,
+// but for kvBodies, which is safe for concurrent use.
 type handler struct {
 	cfg    Config
 	logger *slog.Logger
 	routes []route
+	// kvBodies shares the JSON body of identical KV reads (kvcache.go).
+	kvBodies *kvBodyCache
 }
 
 // New returns the /v1 API handler. It does no I/O. It panics if Caller or
@@ -74,7 +76,7 @@ func New(cfg Config) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{cfg: cfg, logger: logger}
+	h := &handler{cfg: cfg, logger: logger, kvBodies: newKVBodyCache()}
 	h.routes = h.routeTable()
 	return h
 }

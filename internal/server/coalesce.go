@@ -138,29 +138,33 @@ func plainType(t reflect.Type) bool {
 	}
 }
 
-// argsKey returns the key part and a private copy of args (a non-nil
-// pointer to a struct) for the shared call to own.
-func argsKey(args any) (key any, own func() (any, error), err error) {
+// argsKey returns the key part for args (a non-nil pointer to a struct):
+// a copy of the struct itself when its type is plain, else its msgpack
+// encoding as a string.
+func argsKey(args any) (any, error) {
 	av := reflect.ValueOf(args)
 	if av.Kind() == reflect.Pointer && av.Elem().Kind() == reflect.Struct && plainArgs(av.Type().Elem()) {
-		val := av.Elem().Interface() // a copy: the caller may change args
-		return val, func() (any, error) {
-			c := reflect.New(av.Type().Elem())
-			c.Elem().Set(reflect.ValueOf(val))
-			return c.Interface(), nil
-		}, nil
+		return av.Elem().Interface(), nil // a copy: the caller may change args
 	}
 	enc, err := rpc.Marshal(args)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return string(enc), func() (any, error) {
-		c := reflect.New(reflect.TypeOf(args).Elem()).Interface()
-		if err := rpc.Unmarshal(enc, c); err != nil {
+	return string(enc), nil
+}
+
+// ownArgs returns a private copy of the args that key (from argsKey) was
+// made from, for a shared call to own.
+func ownArgs(args, key any) (any, error) {
+	own := reflect.New(reflect.TypeOf(args).Elem())
+	if enc, ok := key.(string); ok {
+		if err := rpc.Unmarshal([]byte(enc), own.Interface()); err != nil {
 			return nil, err
 		}
-		return c, nil
-	}, nil
+		return own.Interface(), nil
+	}
+	own.Elem().Set(reflect.ValueOf(key))
+	return own.Interface(), nil
 }
 
 // sharedCall is one in-flight call and the waiters sharing it.
@@ -238,7 +242,7 @@ func (c *coalescer) do(ctx context.Context, method string, args, reply any, run 
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return run(ctx, args, reply)
 	}
-	akey, ownArgs, err := argsKey(args)
+	akey, err := argsKey(args)
 	if err != nil {
 		return run(ctx, args, reply)
 	}
@@ -256,7 +260,7 @@ func (c *coalescer) do(ctx context.Context, method string, args, reply any, run 
 	} else {
 		// The shared call owns its own copy of the args: the first caller
 		// may leave and reuse its own.
-		own, err := ownArgs()
+		own, err := ownArgs(args, akey)
 		if err != nil {
 			c.mu.Unlock()
 			return run(ctx, args, reply)

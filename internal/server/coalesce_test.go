@@ -282,20 +282,20 @@ func TestCoalesce_KeyCoversEveryQueryOption(t *testing.T) {
 		"consistent": func(r *rpc.KeyRequest) { r.RequireConsistent = true },
 		"filter":     func(r *rpc.KeyRequest) { r.Filter = "x" },
 	}
-	bk, _, err := argsKey(&base)
+	bk, err := argsKey(&base)
 	require.NoError(t, err)
 	same := base
-	sk, _, err := argsKey(&same)
+	sk, err := argsKey(&same)
 	require.NoError(t, err)
 	require.True(t, bk == sk, "identical args, identical keys")
 	for name, mod := range mods {
 		t.Run(name, func(t *testing.T) {
 			r := base
 			mod(&r)
-			k, own, err := argsKey(&r)
+			k, err := argsKey(&r)
 			require.NoError(t, err)
 			require.False(t, bk == k, "a changed field changes the key")
-			back, err := own()
+			back, err := ownArgs(&r, k)
 			require.NoError(t, err)
 			require.Equal(t, &r, back)
 			r.Key = "changed after" // the call's copy is its own
@@ -321,15 +321,15 @@ func TestCoalesce_ArgsKeyKinds(t *testing.T) {
 		require.False(t, plainArgs(typ), typ.String())
 	}
 	a := &withMap{Meta: map[string]string{"a": "b"}}
-	k, own, err := argsKey(a)
+	k, err := argsKey(a)
 	require.NoError(t, err)
 	require.IsType(t, "", k, "keyed by encoding")
-	c, err := own()
+	c, err := ownArgs(a, k)
 	require.NoError(t, err)
 	require.Equal(t, a, c)
 	a.Meta["a"] = "changed"
 	require.Equal(t, "b", c.(*withMap).Meta["a"])
-	k2, _, err := argsKey(&withMap{Meta: map[string]string{"a": "other"}})
+	k2, err := argsKey(&withMap{Meta: map[string]string{"a": "other"}})
 	require.NoError(t, err)
 	require.NotEqual(t, k, k2)
 }
