@@ -24,9 +24,10 @@ import (
 // QueryOptions field included (index, wait, token, consistency, filter).
 // Args made only of strings, integers and booleans (rpc.KeyRequest and most
 // other reads) are compared field by field with ==; any other args by their
-// msgpack encoding, the one the RPC codec uses on the wire. Only blocking reads (MinQueryIndex > 0) are coalesced, never a
-// write: a shared read is answered with a result whose index passed
-// MinQueryIndex, which is what each of its waiters asked for.
+// msgpack encoding, the one the RPC codec uses on the wire. Only blocking
+// reads (MinQueryIndex > 0) are coalesced, never a write: a shared read is
+// answered with a result whose index passed MinQueryIndex, which is what
+// each of its waiters asked for.
 //
 // A request that joins a call late may get a result read shortly before it
 // arrived: between the moment the shared query produced its answer and the
@@ -179,8 +180,8 @@ type sharedCall struct {
 	reply any
 	err   error
 	// owners is the number of waiters present when the call finished. With
-	// one, that waiter takes reply itself; with more, each decodes its own
-	// copy of encoded.
+	// one, that waiter takes reply itself; with more, each gets its own
+	// copy (copyReply, or decoded from encoded).
 	owners int
 
 	encodeOnce sync.Once
