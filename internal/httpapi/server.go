@@ -97,14 +97,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusNotFound, fmt.Sprintf("Not found: %s", r.URL.Path))
 		return
 	}
-	allowed := strings.Join(rt.methods, ",")
 	if r.Method == http.MethodOptions {
-		w.Header().Set("Allow", allowed+",OPTIONS")
+		w.Header().Set("Allow", strings.Join(rt.methods, ",")+",OPTIONS")
 		w.WriteHeader(http.StatusOK)
 		return
 	}
 	if !rt.allows(r.Method) {
-		w.Header().Set("Allow", allowed)
+		w.Header().Set("Allow", strings.Join(rt.methods, ","))
 		writeText(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed", r.Method))
 		return
 	}

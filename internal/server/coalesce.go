@@ -376,10 +376,23 @@ func copyReply(src, dst any) bool {
 }
 
 // copyKVEntries deep-copies entries in a few allocations: one for the
-// slice, one for the entries and one for all their values.
+// slice, one for the entries and one for all their values (a single entry,
+// the reply of KVS.Get: one for the slice and the entry, one for its value).
 func copyKVEntries(src []*state.KVEntry) []*state.KVEntry {
 	if src == nil {
 		return nil
+	}
+	if len(src) == 1 && src[0] != nil {
+		one := new(struct {
+			ptr [1]*state.KVEntry
+			e   state.KVEntry
+		})
+		one.e = *src[0]
+		if src[0].Value != nil {
+			one.e.Value = append(make([]byte, 0, len(src[0].Value)), src[0].Value...)
+		}
+		one.ptr[0] = &one.e
+		return one.ptr[:]
 	}
 	out := make([]*state.KVEntry, len(src))
 	vals := make([]state.KVEntry, len(src))

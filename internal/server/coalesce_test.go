@@ -357,6 +357,19 @@ func TestCoalesce_CopyReply(t *testing.T) {
 			require.Equal(t, want, src)
 		}
 	})
+	t.Run("one entry", func(t *testing.T) {
+		src := &rpc.IndexedKVEntries{Entries: []*state.KVEntry{{Key: "k", Value: []byte("v"), Session: "s", Flags: 1,
+			LockIndex: 2, CreateIndex: 3, ModifyIndex: 4}}, QueryMeta: rpc.QueryMeta{Index: 4, KnownLeader: true}}
+		var dst rpc.IndexedKVEntries
+		require.True(t, copyReply(src, &dst))
+		require.Equal(t, src, &dst)
+		dst.Entries[0].Value[0] = 'x'
+		dst.Entries[0].Key = "changed"
+		dst.Entries = append(dst.Entries, &state.KVEntry{})
+		require.Equal(t, "v", string(src.Entries[0].Value))
+		require.Equal(t, "k", src.Entries[0].Key)
+		require.Len(t, src.Entries, 1)
+	})
 	t.Run("values do not overlap", func(t *testing.T) {
 		src := &rpc.IndexedKVEntries{Entries: []*state.KVEntry{{Key: "a", Value: []byte("1")}, {Key: "b", Value: []byte("2")}}}
 		var dst rpc.IndexedKVEntries
@@ -369,12 +382,19 @@ func TestCoalesce_CopyReply(t *testing.T) {
 			{},
 			{Entries: []*state.KVEntry{}},
 			{Entries: []*state.KVEntry{{Key: "nil"}, {Key: "empty", Value: []byte{}}}},
+			{Entries: []*state.KVEntry{{Key: "nil"}}},
+			{Entries: []*state.KVEntry{{Key: "empty", Value: []byte{}}}},
+			{Entries: []*state.KVEntry{nil}},
 		} {
 			var dst rpc.IndexedKVEntries
 			require.True(t, copyReply(src, &dst))
 			require.Equal(t, src.Entries == nil, dst.Entries == nil)
-			for i := range src.Entries {
-				require.Equal(t, src.Entries[i].Value == nil, dst.Entries[i].Value == nil, src.Entries[i].Key)
+			for i, e := range src.Entries {
+				if e == nil {
+					require.Nil(t, dst.Entries[i])
+					continue
+				}
+				require.Equal(t, e.Value == nil, dst.Entries[i].Value == nil, e.Key)
 			}
 		}
 		var keys rpc.IndexedKeyList
