@@ -136,10 +136,14 @@ func (s *Server) Start() error {
 	if err := s.startRPCServer(parts); err != nil {
 		return err
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.monitorLeadership()
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.releaseMemoryLoop()
 	}()
 	if s.cfg.BootstrapExpect > 1 && !s.cfg.Bootstrap && !parts.hasState {
 		s.wg.Add(1)
