@@ -21,8 +21,93 @@ import (
 // with every watcher blocked.
 const watchIdleWindow = time.Second
 
+// Watch clients: how watch-fanout's watchers talk to the agents.
+const (
+	// WatchClientAPI: each watcher is a consul/api client (net/http).
+	WatchClientAPI = "api"
+	// WatchClientRaw: each watcher writes consul/api's request on a plain
+	// TCP connection and parses the answer itself (much cheaper).
+	WatchClientRaw = "raw"
+)
+
+// watchWait is the wait= every watcher asks for, and its query form.
+const (
+	watchWait   = 5 * time.Minute
+	watchWaitMS = "300000ms"
+)
+
+// watchFunc is one watcher's blocking query: it returns once the watched
+// key's index passes idx (or the server's wait ends) with the index of the
+// answer. It calls wrote once the request is on the wire. A watchFunc is
+// used by one goroutine only; cancelling ctx makes it return.
+type watchFunc func(ctx context.Context, idx uint64, wrote func()) (uint64, error)
+
+// watchClient makes each watcher's watchFunc; close releases what they
+// share once every watcher has returned.
+type watchClient interface {
+	watcher(i int) watchFunc
+	close()
+}
+
+// apiWatchClient runs each watcher's query through consul/api, one
+// connection per watcher, watchers spread over the targets round-robin.
+type apiWatchClient struct {
+	cfg        Config
+	key        string
+	cls        []*api.Client
+	transports []*http.Transport
+}
+
+func newAPIWatchClient(cfg Config, key string) (*apiWatchClient, error) {
+	per := (cfg.Watchers + len(cfg.Addrs) - 1) / len(cfg.Addrs)
+	c := &apiWatchClient{cfg: cfg, key: key}
+	for _, addr := range cfg.Addrs {
+		tr := &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+			MaxIdleConns:        per + 8,
+			MaxIdleConnsPerHost: per + 8,
+		}
+		c.transports = append(c.transports, tr)
+		ac := api.DefaultNonPooledConfig()
+		ac.Address, ac.Token = addr, cfg.Token
+		ac.HttpClient = &http.Client{Transport: tr}
+		cl, err := api.NewClient(ac)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("bench: client for %s: %w", addr, err)
+		}
+		c.cls = append(c.cls, cl)
+	}
+	return c, nil
+}
+
+func (c *apiWatchClient) watcher(i int) watchFunc {
+	kv := c.cls[i%len(c.cls)].KV()
+	return func(ctx context.Context, idx uint64, wrote func()) (uint64, error) {
+		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote() }}
+		q := &api.QueryOptions{WaitIndex: idx, WaitTime: watchWait}
+		switch c.cfg.Consistency {
+		case "stale":
+			q.AllowStale = true
+		case "consistent":
+			q.RequireConsistent = true
+		}
+		_, m, err := kv.Get(c.key, q.WithContext(httptrace.WithClientTrace(ctx, trace)))
+		if err != nil {
+			return 0, err
+		}
+		return m.LastIndex, nil
+	}
+}
+
+func (c *apiWatchClient) close() {
+	for _, tr := range c.transports {
+		tr.CloseIdleConnections()
+	}
+}
+
 // watchFanout blocks Watchers watchers on one key (GET ?index=N, each on
-// its own connection), then writes the key Writes times. For each write it
+// its own connection, through the WatchClient mode's client), then writes the key Writes times. For each write it
 // records, per watcher, the time from the write's acknowledgement until the
 // watcher's blocking query returned. With Pids set it also samples those
 // processes' CPU use (summed) over one second between writes, all watchers blocked.
@@ -30,32 +115,31 @@ func watchFanout(ctx context.Context, cfg Config) (*Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := cfg.Watchers
-	per := (n + len(cfg.Addrs) - 1) / len(cfg.Addrs)
-	cls := make([]*api.Client, 0, len(cfg.Addrs))
-	var transports []*http.Transport
-	for _, addr := range cfg.Addrs {
-		tr := &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-			MaxIdleConns:        per + 8,
-			MaxIdleConnsPerHost: per + 8,
-		}
-		transports = append(transports, tr)
-		ac := api.DefaultNonPooledConfig()
-		ac.Address, ac.Token = addr, cfg.Token
-		ac.HttpClient = &http.Client{Transport: tr}
-		cl, err := api.NewClient(ac)
-		if err != nil {
-			return nil, fmt.Errorf("bench: client for %s: %w", addr, err)
-		}
-		cls = append(cls, cl)
-	}
-	defer func() {
-		for _, tr := range transports {
-			tr.CloseIdleConnections()
-		}
-	}()
 	key := cfg.KeyPrefix + "watch"
-	writer := cls[0].KV()
+	var wc watchClient
+	switch cfg.WatchClient {
+	case "", WatchClientAPI:
+		c, err := newAPIWatchClient(cfg, key)
+		if err != nil {
+			return nil, err
+		}
+		wc = c
+	case WatchClientRaw:
+		c, err := newRawWatchClient(cfg, key)
+		if err != nil {
+			return nil, err
+		}
+		wc = c
+	default:
+		return nil, fmt.Errorf("%w: -watch-client must be api or raw (got %q)", ErrBadOptions, cfg.WatchClient)
+	}
+	defer wc.close()
+	wcls, closeWriter, err := cfg.clients(len(cfg.Addrs))
+	if err != nil {
+		return nil, err
+	}
+	defer closeWriter()
+	writer := wcls[0].KV()
 	if _, err := writer.Put(&api.KVPair{Key: key, Value: []byte("0")}, nil); err != nil {
 		return nil, fmt.Errorf("bench: writing the watched key: %w", err)
 	}
@@ -76,19 +160,11 @@ func watchFanout(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			kv := cls[i%len(cls)].KV()
+			wait := wc.watcher(i)
 			idx := start
 			for ctx.Err() == nil {
 				want := idx
-				trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { armed[i].Store(want) }}
-				q := &api.QueryOptions{WaitIndex: idx, WaitTime: 5 * time.Minute}
-				switch cfg.Consistency {
-				case "stale":
-					q.AllowStale = true
-				case "consistent":
-					q.RequireConsistent = true
-				}
-				_, m, err := kv.Get(key, q.WithContext(httptrace.WithClientTrace(ctx, trace)))
+				got, err := wait(ctx, idx, func() { armed[i].Store(want) })
 				now := time.Since(base)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -102,10 +178,10 @@ func watchFanout(ctx context.Context, cfg Config) (*Result, error) {
 					}
 					continue
 				}
-				if m.LastIndex > idx {
+				if got > idx {
 					arrivals[i].Store(int64(now))
-					woken[i].Store(m.LastIndex)
-					idx = m.LastIndex
+					woken[i].Store(got)
+					idx = got
 				}
 			}
 		}(i)
@@ -220,8 +296,12 @@ func watchFanout(ctx context.Context, cfg Config) (*Result, error) {
 		fmt.Fprintf(cfg.Progress, "\r%s\r", strings.Repeat(" ", 78))
 	}
 	elapsed := time.Since(measureBegin)
+	workload := "watch-fanout"
+	if cfg.WatchClient == WatchClientRaw {
+		workload += " (raw)"
+	}
 	r := &Result{
-		Workload: "watch-fanout", System: "cairn", Targets: cfg.Addrs, Clients: n, Conns: n,
+		Workload: workload, System: "cairn", Targets: cfg.Addrs, Clients: n, Conns: n,
 		Consistency: cfg.Consistency,
 		ElapsedSec:  elapsed.Seconds(),
 		Ops:         fromAck.Count(),

@@ -42,6 +42,9 @@ type Config struct {
 	Watchers int   // watch-fanout: blocked watchers on one key
 	Writes   int   // watch-fanout: writes (rounds); failover: rounds
 	Pids     []int // watch-fanout: agent pids whose CPU (summed) is sampled between writes
+	// WatchClient is watch-fanout's watcher client: WatchClientAPI
+	// (consul/api, the default when empty) or WatchClientRaw.
+	WatchClient string
 
 	Progress io.Writer // progress bar, nil for none
 }
@@ -60,6 +63,7 @@ func DefaultConfig() Config {
 		Instances:   100,
 		Watchers:    1000,
 		Writes:      5,
+		WatchClient: WatchClientAPI,
 	}
 }
 
@@ -86,6 +90,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: -watchers must be at least 1", ErrBadOptions)
 	case c.Writes < 1:
 		return fmt.Errorf("%w: -writes/-rounds must be at least 1", ErrBadOptions)
+	}
+	switch c.WatchClient {
+	case "", WatchClientAPI, WatchClientRaw:
+	default:
+		return fmt.Errorf("%w: -watch-client must be api or raw (got %q)", ErrBadOptions, c.WatchClient)
 	}
 	switch c.Consistency {
 	case "default", "consistent", "stale":

@@ -59,6 +59,7 @@ func runBench(u *ui, args []string) error {
 	rounds := fs.Int("rounds", 0, "failover: rounds (same as -writes).")
 	var pids stringsFlag
 	fs.Var(&pids, "pid", "watch-fanout: agent process `id`s (repeatable or comma-separated) whose CPU is sampled between writes.")
+	fs.StringVar(&cfg.WatchClient, "watch-client", cfg.WatchClient, "watch-fanout: watcher client, api (consul/api, one per watcher) or raw (consul/api's request on a plain TCP connection per watcher, parsed by hand: a cheaper load generator).")
 	format := fs.String("format", "table", "Output format: table or json.")
 	progress := fs.Bool("progress", false, "Show the progress bar even when stderr is not a terminal.")
 	cluster := fs.Bool("cluster", false, "Start a 3-server cluster from -binary, run against it, stop it.")
@@ -102,6 +103,9 @@ func runBench(u *ui, args []string) error {
 			return fmt.Errorf("-pid must be a process id (got %q)", p)
 		}
 		cfg.Pids = append(cfg.Pids, n)
+	}
+	if cfg.WatchClient == bench.WatchClientRaw && workload != "watch-fanout" {
+		return fmt.Errorf("-watch-client=raw applies to watch-fanout only (got workload %q)", workload)
 	}
 	if *requests > 0 {
 		cfg.Requests, cfg.Duration = *requests, 0

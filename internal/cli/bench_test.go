@@ -37,6 +37,27 @@ func TestCLI_Bench(t *testing.T) {
 		require.Contains(t, lines[3], "agent_cpu_idle_pct_avg=")
 	})
 
+	t.Run("watch-fanout raw json", func(t *testing.T) {
+		r := run(t, "", "bench", "watch-fanout", addr, "-watch-client=raw", "-watchers=100", "-writes=2", "-format=json")
+		requireOK(t, r)
+		var res []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
+		require.Len(t, res, 1)
+		require.Equal(t, "watch-fanout (raw)", res[0]["workload"])
+		require.EqualValues(t, 0, res[0]["errors"], "first error: %v", res[0]["first_error"])
+		require.EqualValues(t, 200, res[0]["ops"], "every watcher woken each round")
+		extra := res[0]["extra"].(map[string]any)
+		require.EqualValues(t, 0, extra["missed"])
+		require.Contains(t, extra, "client_cpu_ms_per_write")
+	})
+
+	t.Run("watch-fanout raw table", func(t *testing.T) {
+		r := run(t, "", "bench", "watch-fanout", addr, "-watch-client", "raw", "-watchers=10", "-writes=1", "-consistency=stale")
+		requireOK(t, r)
+		require.Regexp(t, `watch-fanout \(raw\) \(stale\)\s+cairn\s+10\s+10\s+0\s`, r.stdout)
+		require.Contains(t, r.stdout, "watch-fanout (raw): ")
+	})
+
 	t.Run("kv-get requests", func(t *testing.T) {
 		r := run(t, "", "bench", "kv-get", addr, "-requests=200", "-clients=4", "-keys=50", "-consistency=stale")
 		requireOK(t, r)
@@ -49,6 +70,8 @@ func TestCLI_Bench(t *testing.T) {
 		requireFail(t, run(t, "", "bench", "kv-get", addr, "-consistency=strong"), "-consistency must be")
 		requireFail(t, run(t, "", "bench", "failover", addr), "failover needs -cluster")
 		requireFail(t, run(t, "", "bench", "kv-put", addr, "-format=xml"), "-format must be")
+		requireFail(t, run(t, "", "bench", "watch-fanout", addr, "-watch-client=grpc"), "-watch-client must be api or raw")
+		requireFail(t, run(t, "", "bench", "kv-put", addr, "-watch-client=raw"), "applies to watch-fanout only")
 		r := run(t, "", "bench", "kv-put", "-http-addr=127.0.0.1:1", "-requests=3", "-clients=1")
 		require.Equal(t, 1, r.code)
 		require.Contains(t, r.stderr, "every operation failed (3 errors)")
