@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -50,6 +51,13 @@ func newRawWatchClient(cfg Config, key string) (*rawWatchClient, error) {
 // net/http writes Host and User-Agent first, the headers the api client
 // set (Content-Type, the token) next in key order, Accept-Encoding last.
 func (c *rawWatchClient) request(addr string, index uint64) []byte {
+	pre, post := c.template(addr)
+	return appendRequest(nil, pre, post, index)
+}
+
+// template splits addr's request around the index value, so that each
+// request is two copies and a number.
+func (c *rawWatchClient) template(addr string) (pre, post []byte) {
 	q := url.Values{}
 	switch c.cfg.Consistency {
 	case "stale":
@@ -57,23 +65,30 @@ func (c *rawWatchClient) request(addr string, index uint64) []byte {
 	case "consistent":
 		q.Set("consistent", "")
 	}
-	q.Set("index", strconv.FormatUint(index, 10))
+	q.Set("index", "\x00")
 	q.Set("wait", watchWaitMS)
-	b := make([]byte, 0, 192)
-	b = append(b, "GET "...)
-	b = append(b, c.path...)
-	b = append(b, '?')
-	b = append(b, q.Encode()...)
-	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, addr...)
-	b = append(b, "\r\nUser-Agent: Go-http-client/1.1\r\nContent-Type: application/json; charset=utf-8\r\n"...)
+	before, after, _ := strings.Cut(q.Encode(), "%00")
+	pre = append(pre, "GET "...)
+	pre = append(pre, c.path...)
+	pre = append(pre, '?')
+	pre = append(pre, before...)
+	post = append(post, after...)
+	post = append(post, " HTTP/1.1\r\nHost: "...)
+	post = append(post, addr...)
+	post = append(post, "\r\nUser-Agent: Go-http-client/1.1\r\nContent-Type: application/json; charset=utf-8\r\n"...)
 	if c.cfg.Token != "" {
-		b = append(b, "X-Consul-Token: "...)
-		b = append(b, c.cfg.Token...)
-		b = append(b, "\r\n"...)
+		post = append(post, "X-Consul-Token: "...)
+		post = append(post, c.cfg.Token...)
+		post = append(post, "\r\n"...)
 	}
-	b = append(b, "Accept-Encoding: gzip\r\n\r\n"...)
-	return b
+	post = append(post, "Accept-Encoding: gzip\r\n\r\n"...)
+	return pre, post
+}
+
+func appendRequest(b, pre, post []byte, index uint64) []byte {
+	b = append(b, pre...)
+	b = strconv.AppendUint(b, index, 10)
+	return append(b, post...)
 }
 
 // watcher returns watcher i's blocking query, on a connection to the
@@ -81,6 +96,7 @@ func (c *rawWatchClient) request(addr string, index uint64) []byte {
 // again after any error; closing it is how ctx cancels a parked query.
 func (c *rawWatchClient) watcher(i int) watchFunc {
 	w := &rawWatcher{c: c, addr: c.cfg.Addrs[i%len(c.cfg.Addrs)]}
+	w.pre, w.post = c.template(w.addr)
 	return w.wait
 }
 
@@ -90,6 +106,9 @@ func (c *rawWatchClient) close() {}
 type rawWatcher struct {
 	c    *rawWatchClient
 	addr string
+	pre  []byte // request up to the index value
+	post []byte // request after the index value
+	req  []byte // reused request buffer
 	conn net.Conn
 	rd   *bufio.Reader
 	stop func() bool // unregisters the close-on-cancel hook of conn
@@ -116,7 +135,8 @@ func (w *rawWatcher) wait(ctx context.Context, idx uint64, wrote func()) (uint64
 		w.conn, w.rd = conn, bufio.NewReaderSize(conn, 4096)
 		w.stop = context.AfterFunc(ctx, func() { _ = conn.Close() })
 	}
-	if _, err := w.conn.Write(w.c.request(w.addr, idx)); err != nil {
+	w.req = appendRequest(w.req[:0], w.pre, w.post, idx)
+	if _, err := w.conn.Write(w.req); err != nil {
 		w.drop()
 		return 0, fmt.Errorf("bench: sending a blocking query to %s: %w", w.addr, err)
 	}
