@@ -139,7 +139,9 @@ type tornError struct {
 	reason string
 }
 
-func (e *tornError) Error() string { return fmt.Sprintf("torn record at offset %d: %s", e.off, e.reason) }
+func (e *tornError) Error() string {
+	return fmt.Sprintf("torn record at offset %d: %s", e.off, e.reason)
+}
 
 // scanSegment reads and checks every record of the segment file at path,
 // whose name says it starts at base. It returns the segment with offsets

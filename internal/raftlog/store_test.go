@@ -489,7 +489,8 @@ func TestStore_ConcurrentReadersAndWriters(t *testing.T) {
 			}
 		}
 	}()
-	for r := 0; r < 3; r++ {
+	// untilDone runs step until the writer is done or step fails.
+	untilDone := func(step func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -499,42 +500,41 @@ func TestStore_ConcurrentReadersAndWriters(t *testing.T) {
 					return
 				default:
 				}
-				first, _ := s.FirstIndex()
-				last, _ := s.LastIndex()
-				for i := last; i >= first && i+20 > last && i > 0; i-- {
-					var l raft.Log
-					err := s.GetLog(i, &l)
-					if errors.Is(err, raft.ErrLogNotFound) {
-						continue // compacted meanwhile
-					}
-					if err != nil || l.Index != i || !bytes.Equal(l.Data, entry(i, 1).Data) {
-						errc <- fmt.Errorf("read %d: %v %+v", i, err, l)
-						return
-					}
-				}
-			}
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			last, _ := s.LastIndex()
-			first, _ := s.FirstIndex()
-			if last > first+100 {
-				if err := s.DeleteRange(first, last-50); err != nil {
+				if err := step(); err != nil {
 					errc <- err
 					return
 				}
 			}
-			time.Sleep(time.Millisecond)
+		}()
+	}
+	for r := 0; r < 3; r++ {
+		untilDone(func() error {
+			first, _ := s.FirstIndex()
+			last, _ := s.LastIndex()
+			for i := last; i >= first && i+20 > last && i > 0; i-- {
+				var l raft.Log
+				err := s.GetLog(i, &l)
+				if errors.Is(err, raft.ErrLogNotFound) {
+					continue // compacted meanwhile
+				}
+				if err != nil || l.Index != i || !bytes.Equal(l.Data, entry(i, 1).Data) {
+					return fmt.Errorf("read %d: %v %+v", i, err, l)
+				}
+			}
+			return nil
+		})
+	}
+	untilDone(func() error {
+		last, _ := s.LastIndex()
+		first, _ := s.FirstIndex()
+		if last > first+100 {
+			if err := s.DeleteRange(first, last-50); err != nil {
+				return err
+			}
 		}
-	}()
+		time.Sleep(time.Millisecond) // let appends run between compactions
+		return nil
+	})
 	wg.Wait()
 	close(errc)
 	for err := range errc {
