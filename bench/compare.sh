@@ -159,6 +159,10 @@ done
 log "cairn: watch fan-out, $WATCHERS watchers"; profile watch 15
 cb watch-fanout -watchers "$WATCHERS" -writes 5 -pid "$(IFS=,; echo "${CAIRN_PIDS[*]}")" >"$OUT/cairn-watch.json"
 wait_profiles
+# The same with a cheap load generator: each watcher writes consul/api's
+# request on a plain connection and parses the answer itself.
+log "cairn: watch fan-out, $WATCHERS raw HTTP/1.1 watchers"
+cb watch-fanout -watch-client raw -watchers "$WATCHERS" -writes 5 -pid "$(IFS=,; echo "${CAIRN_PIDS[*]}")" >"$OUT/cairn-watch-raw.json"
 # Leader elections after the first one: a sign the servers starved.
 echo $(( $(cairn_elections) - CAIRN_E0 )) >"$OUT/elections-cairn.txt"
 for p in "${CAIRN_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
@@ -228,7 +232,21 @@ done
 
 # --- report ------------------------------------------------------------------
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt" >&2
-"$EB" compare -dir "$OUT" | tee "$OUT/ratios.md"
+# watch_raw_row: the watch fan-out row again for the raw-client run, against
+# the same etcd figure (etcdbench compare reads cairn-watch.json; give it a
+# dir where that name is the raw result).
+watch_raw_row() {
+  [[ -f "$OUT/cairn-watch-raw.json" && -f "$OUT/etcd-watch.json" ]] || return 0
+  local d="$WORK/compare-raw"
+  mkdir -p "$d"
+  ln -sf "$OUT/cairn-watch-raw.json" "$d/cairn-watch.json"
+  ln -sf "$OUT/etcd-watch.json" "$d/etcd-watch.json"
+  { "$EB" compare -dir "$d" 2>/dev/null || true; } | sed -n 's/^| Watch fan-out,/| Watch fan-out (raw HTTP\/1.1 watchers),/p'
+  local errs; errs="$(grep -o '"errors": [0-9]*' "$OUT/cairn-watch-raw.json" | head -1 | grep -o '[0-9]*$' || true)"
+  [[ -z $errs || $errs == 0 ]] || echo "note: cairn watch-fanout (raw) had $errs errors (see $OUT/cairn-watch-raw.json)" >&2
+}
+RAW_ROW="$(watch_raw_row)"
+"$EB" compare -dir "$OUT" | awk -v raw="$RAW_ROW" '{ print } /^\| Watch fan-out,/ && raw != "" { print raw }' | tee "$OUT/ratios.md"
 if [[ $PROFILE == 1 ]]; then
   for f in "$OUT"/prof-*.pb.gz; do
     go tool pprof -top -nodecount=30 "$BIN/cairn" "$f" >"${f%.pb.gz}.top.txt" 2>/dev/null || true
