@@ -30,7 +30,9 @@ func (s *stringsFlag) Set(v string) error {
 const benchUsage = `
 Drives Cairn agents over the HTTP API (official consul/api client) and
 prints throughput, p50/p90/p99/p99.9 latency and errors. The WORKLOAD
-may come before or after the options.
+may come before or after the options. watch-fanout -watch-client raw
+sends consul/api's blocking query on plain connections instead, a load
+generator that costs a third of the api client's CPU.
 
 Workloads: kv-put, kv-get, kv-mix, catalog-churn, health-read,
 watch-fanout, failover (failover needs -cluster).
