@@ -35,7 +35,7 @@ type rawWatcher struct {
 // a 5 minute WaitTime (as cairn bench watch-fanout does).
 func (w *rawWatcher) send(index uint64) error {
 	_, err := fmt.Fprintf(w.conn, "GET %s?index=%d&wait=300000ms HTTP/1.1\r\nHost: 127.0.0.1:8500\r\n"+
-		"User-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n", w.path, index)
+		"User-Agent: Go-http-client/1.1\r\nContent-Type: application/json; charset=utf-8\r\nAccept-Encoding: gzip\r\n\r\n", w.path, index)
 	return err
 }
 
