@@ -36,7 +36,7 @@ type kvBodyCache struct {
 
 // kvBody is one encoded list. Both fields are read-only once stored.
 type kvBody struct {
-	entries []state.KVEntry // a private deep copy of what body encodes
+	entries []*state.KVEntry // a private deep copy of what body encodes
 	body    []byte
 }
 
@@ -62,7 +62,7 @@ func (c *kvBodyCache) encode(entries []*state.KVEntry) ([]byte, error) {
 		return nil, err
 	}
 	if len(body) <= kvBodyMaxSize {
-		slot.Store(&kvBody{entries: copyKVEntries(entries), body: body})
+		slot.Store(&kvBody{entries: state.CopyKVEntries(entries), body: body})
 	}
 	return body, nil
 }
@@ -74,7 +74,7 @@ func (b *kvBody) matches(entries []*state.KVEntry) bool {
 		return false
 	}
 	for i, e := range entries {
-		c := &b.entries[i]
+		c := b.entries[i]
 		if e.Key != c.Key || e.ModifyIndex != c.ModifyIndex || e.CreateIndex != c.CreateIndex ||
 			e.LockIndex != c.LockIndex || e.Flags != c.Flags || e.Session != c.Session ||
 			(e.Value == nil) != (c.Value == nil) || !bytes.Equal(e.Value, c.Value) {
@@ -82,24 +82,4 @@ func (b *kvBody) matches(entries []*state.KVEntry) bool {
 		}
 	}
 	return true
-}
-
-// copyKVEntries deep-copies non-nil entries into one slice and one value
-// buffer.
-func copyKVEntries(entries []*state.KVEntry) []state.KVEntry {
-	out := make([]state.KVEntry, len(entries))
-	size := 0
-	for _, e := range entries {
-		size += len(e.Value)
-	}
-	buf := make([]byte, 0, size)
-	for i, e := range entries {
-		out[i] = *e
-		if e.Value != nil {
-			start := len(buf)
-			buf = append(buf, e.Value...)
-			out[i].Value = buf[start:len(buf):len(buf)]
-		}
-	}
-	return out
 }
