@@ -40,14 +40,7 @@ func loadNodeID(cfg *config.RuntimeConfig) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return "", fmt.Errorf("agent: create data dir: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id), 0o600); err != nil {
-		return "", fmt.Errorf("agent: write node ID: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeFileAtomic(path, []byte(id)); err != nil {
 		return "", fmt.Errorf("agent: write node ID: %w", err)
 	}
 	return id, nil

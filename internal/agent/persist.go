@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cairn-io/cairn/internal/fsutil"
 	"github.com/cairn-io/cairn/internal/local"
 	"github.com/cairn-io/cairn/internal/state"
 )
@@ -68,31 +69,15 @@ func fileName(id string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed over path, so a crash leaves either the old
-// or the new content. Mode 0600: the file may hold a token.
+// writeFileAtomic creates path's directory if needed and replaces path
+// atomically (fsutil.WriteFileAtomic). Mode 0600: the file may hold a token.
 func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("agent: create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("agent: create temp file in %s: %w", dir, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("agent: write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("agent: rename %s: %w", tmp, err)
+	if err := fsutil.WriteFileAtomic(path, data); err != nil {
+		return fmt.Errorf("agent: %w", err)
 	}
 	return nil
 }

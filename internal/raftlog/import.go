@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/hashicorp/raft"
@@ -41,29 +42,34 @@ func (s *Store) Import(src raft.LogStore, stable raft.StableStore, uintKeys, byt
 			}
 		}
 	}
+	// A uint64 key is stored as its 8 big-endian bytes (SetUint64), so
+	// both kinds are written back with Set.
 	for _, k := range uintKeys {
-		v, err := stable.GetUint64([]byte(k))
-		if err != nil && err.Error() == ErrKeyNotFound.Error() {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("raftlog: import: stable key %q: %w", k, err)
-		}
-		if err := s.SetUint64([]byte(k), v); err != nil {
-			return fmt.Errorf("raftlog: import: %w", err)
+		n, err := stable.GetUint64([]byte(k))
+		if err := s.importKey(k, binary.BigEndian.AppendUint64(nil, n), err); err != nil {
+			return err
 		}
 	}
 	for _, k := range byteKeys {
 		v, err := stable.Get([]byte(k))
-		if err != nil && err.Error() == ErrKeyNotFound.Error() {
-			continue
+		if err := s.importKey(k, v, err); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("raftlog: import: stable key %q: %w", k, err)
-		}
-		if err := s.Set([]byte(k), v); err != nil {
-			return fmt.Errorf("raftlog: import: %w", err)
-		}
+	}
+	return nil
+}
+
+// importKey stores key=v, read from the source with readErr; a key the
+// source never had is skipped.
+func (s *Store) importKey(key string, v []byte, readErr error) error {
+	if readErr != nil && readErr.Error() == ErrKeyNotFound.Error() {
+		return nil
+	}
+	if readErr != nil {
+		return fmt.Errorf("raftlog: import: stable key %q: %w", key, readErr)
+	}
+	if err := s.Set([]byte(key), v); err != nil {
+		return fmt.Errorf("raftlog: import: %w", err)
 	}
 	return nil
 }

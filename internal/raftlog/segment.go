@@ -2,7 +2,6 @@ package raftlog
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/cairn-io/cairn/internal/fsutil"
 )
 
 const (
@@ -143,13 +144,13 @@ func (e *tornError) Error() string {
 	return fmt.Sprintf("torn record at offset %d: %s", e.off, e.reason)
 }
 
-// scanSegment reads and checks every record of the segment file at path,
-// whose name says it starts at base. It returns the segment with offsets
+// scanSegment reads and checks every record of the segment file f (at
+// path, whose name says it starts at base), from its start. It returns the segment with offsets
 // of all valid records. If the file ends in a record that is short or
 // fails its CRC, it returns the valid part and a *tornError; any other
 // damage is ErrCorrupt.
-func scanSegment(path string, base uint64) (*segment, error) {
-	data, err := os.ReadFile(path)
+func scanSegment(f *os.File, path string, base uint64) (*segment, error) {
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: read %s: %w", path, err)
 	}
@@ -217,9 +218,9 @@ func createSegment(dir string, base uint64) (*segment, error) {
 		_ = os.Remove(path)
 		return nil, fmt.Errorf("raftlog: sync segment %s: %w", path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		_ = f.Close()
-		return nil, err
+		return nil, fmt.Errorf("raftlog: %w", err)
 	}
 	return &segment{base: base, path: path, f: f, size: segmentHeaderSize}, nil
 }
@@ -233,7 +234,7 @@ func (s *segment) readRecord(index uint64, l *raft.Log) error {
 		end = s.offs[i+1]
 	}
 	buf := make([]byte, end-off)
-	if _, err := s.f.ReadAt(buf, off); err != nil && !(errors.Is(err, io.EOF) && len(buf) == 0) {
+	if _, err := s.f.ReadAt(buf, off); err != nil {
 		return fmt.Errorf("raftlog: read index %d from %s: %w", index, s.path, err)
 	}
 	if len(buf) < recordHeaderSize {
@@ -249,23 +250,6 @@ func (s *segment) readRecord(index uint64, l *raft.Log) error {
 	}
 	if l.Index != index {
 		return fmt.Errorf("%w: %s: record at %d holds index %d", ErrCorrupt, s.path, index, l.Index)
-	}
-	return nil
-}
-
-// syncDir fsyncs a directory so file creations, renames and removals in
-// it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("raftlog: open dir %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("raftlog: sync dir %s: %w", dir, err)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/cairn-io/cairn/internal/fsutil"
 )
 
 // ErrKeyNotFound is returned by Get and GetUint64 for a key never set.
@@ -24,14 +26,13 @@ const (
 // file, rewritten whole and renamed into place on every Set. Raft sets keys
 // only on elections and votes.
 type stableFile struct {
-	dir  string
 	kv   map[string][]byte
 	path string
 }
 
 // openStable loads dir/stable, or starts empty when it does not exist.
 func openStable(dir string) (*stableFile, error) {
-	st := &stableFile{dir: dir, kv: map[string][]byte{}, path: filepath.Join(dir, stableName)}
+	st := &stableFile{kv: map[string][]byte{}, path: filepath.Join(dir, stableName)}
 	data, err := os.ReadFile(st.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
@@ -105,8 +106,7 @@ func (st *stableFile) decode(data []byte) error {
 	return nil
 }
 
-// set stores key=val durably: write a temporary file, sync it, rename it
-// over the old one, sync the directory.
+// set stores key=val durably, replacing the file atomically.
 func (st *stableFile) set(key string, val []byte) error {
 	if len(key)+len(val) > maxStableKV {
 		return fmt.Errorf("raftlog: stable key %q: %d bytes is over the limit", key, len(key)+len(val))
@@ -125,26 +125,10 @@ func (st *stableFile) set(key string, val []byte) error {
 }
 
 func (st *stableFile) write() error {
-	tmp := st.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("raftlog: create %s: %w", tmp, err)
+	if err := fsutil.WriteFileAtomic(st.path, st.encode()); err != nil {
+		return fmt.Errorf("raftlog: %w", err)
 	}
-	_, err = f.Write(st.encode())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("raftlog: write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, st.path); err != nil {
-		return fmt.Errorf("raftlog: rename %s: %w", tmp, err)
-	}
-	return syncDir(st.dir)
+	return nil
 }
 
 // Set implements raft.StableStore.

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/cairn-io/cairn/internal/fsutil"
 )
 
 var (
@@ -105,45 +107,21 @@ func (s *Store) load() error {
 		return err
 	}
 	for i, base := range bases {
-		lastFile := i == len(bases)-1
-		path := filepath.Join(s.dir, segmentName(base))
-		seg, err := scanSegment(path, base)
-		var torn *tornError
-		if errors.As(err, &torn) {
-			if !lastFile {
-				return fmt.Errorf("%w: %s (not the last segment): %v", ErrCorrupt, path, torn)
-			}
-			if seg.size < segmentHeaderSize {
-				// Creation was cut short: the segment never held a record.
-				s.logger.Warn("raft log: removing a segment whose creation was cut short", "path", path)
-				if err := os.Remove(path); err != nil {
-					return fmt.Errorf("raftlog: remove %s: %w", path, err)
-				}
-				if err := syncDir(s.dir); err != nil {
-					return err
-				}
-				continue
-			}
-			s.logger.Warn("raft log: cutting off a torn write at the end of the log",
-				"path", path, "offset", torn.off, "reason", torn.reason, "last_index", seg.last())
-			if err := truncateFile(path, seg.size); err != nil {
-				return err
-			}
-		} else if err != nil {
+		seg, err := s.loadSegment(base, i == len(bases)-1)
+		if err != nil {
 			return err
+		}
+		if seg == nil {
+			continue
 		}
 		if len(s.segs) > 0 {
 			prev := s.segs[len(s.segs)-1]
 			if len(prev.offs) == 0 || prev.last()+1 != base {
+				_ = seg.f.Close()
 				return fmt.Errorf("%w: segment %s starts at %d but the previous one ends at %d",
-					ErrCorrupt, path, base, prev.last())
+					ErrCorrupt, seg.path, base, prev.last())
 			}
 		}
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			return fmt.Errorf("raftlog: open %s: %w", path, err)
-		}
-		seg.f = f
 		s.segs = append(s.segs, seg)
 	}
 	// An empty last segment (created, then nothing acknowledged in it) is
@@ -167,19 +145,51 @@ func (s *Store) load() error {
 	return nil
 }
 
-func truncateFile(path string, size int64) error {
+// loadSegment opens and checks the segment starting at base. In the last
+// segment a torn final write is cut off, and a segment whose creation was
+// cut short is removed (nil, nil); anywhere else damage is an error.
+func (s *Store) loadSegment(base uint64, last bool) (*segment, error) {
+	path := filepath.Join(s.dir, segmentName(base))
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("raftlog: open %s: %w", path, err)
+		return nil, fmt.Errorf("raftlog: open %s: %w", path, err)
 	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		return fmt.Errorf("raftlog: truncate %s: %w", path, err)
+	seg, err := scanSegment(f, path, base)
+	var torn *tornError
+	switch {
+	case err == nil:
+		seg.f = f
+		return seg, nil
+	case !errors.As(err, &torn):
+		_ = f.Close()
+		return nil, err
+	case !last:
+		_ = f.Close()
+		return nil, fmt.Errorf("%w: %s (not the last segment): %v", ErrCorrupt, path, torn)
+	case seg.size < segmentHeaderSize:
+		// Creation was cut short: the segment never held a record.
+		_ = f.Close()
+		s.logger.Warn("raft log: removing a segment whose creation was cut short", "path", path)
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("raftlog: remove %s: %w", path, err)
+		}
+		if err := fsutil.SyncDir(s.dir); err != nil {
+			return nil, fmt.Errorf("raftlog: %w", err)
+		}
+		return nil, nil
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("raftlog: sync %s: %w", path, err)
+	s.logger.Warn("raft log: cutting off a torn write at the end of the log",
+		"path", path, "offset", torn.off, "reason", torn.reason, "last_index", seg.last())
+	err = f.Truncate(seg.size)
+	if err == nil {
+		err = f.Sync()
 	}
-	return nil
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("raftlog: cut off the torn end of %s: %w", path, err)
+	}
+	seg.f = f
+	return seg, nil
 }
 
 // IsMonotonic tells Raft that entries must be contiguous, so it deletes
@@ -428,7 +438,10 @@ func (s *Store) removeSegments(segs []*segment) error {
 			return fmt.Errorf("raftlog: remove %s: %w", seg.path, err)
 		}
 	}
-	return syncDir(s.dir)
+	if err := fsutil.SyncDir(s.dir); err != nil {
+		return fmt.Errorf("raftlog: %w", err)
+	}
+	return nil
 }
 
 // Close closes the files; later calls return ErrClosed.

@@ -11,6 +11,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
+	"github.com/cairn-io/cairn/internal/fsutil"
 	"github.com/cairn-io/cairn/internal/raftlog"
 )
 
@@ -77,24 +78,12 @@ func migrateBoltLog(boltPath, walDir string, opts raftlog.Options) error {
 	if err := os.Rename(tmp, walDir); err != nil {
 		return fmt.Errorf("server: migrate raft log: %w", err)
 	}
-	if err := syncDir(filepath.Dir(walDir)); err != nil {
-		return err
+	if err := fsutil.SyncDir(filepath.Dir(walDir)); err != nil {
+		return fmt.Errorf("server: migrate raft log: %w", err)
 	}
 	_ = old.Close()
 	if err := os.Remove(boltPath); err != nil {
 		return fmt.Errorf("server: remove migrated %s: %w", boltPath, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("server: open %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("server: sync %s: %w", dir, err)
 	}
 	return nil
 }
