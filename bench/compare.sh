@@ -59,7 +59,7 @@ if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
 fi
 # Debian enables an etcd systemd unit on 2379/2380; this script uses 1237x/1238x.
 log "building cairn and etcdbench"
-(cd "$ROOT" && go build -o "$BIN/cairn" ./cmd/cairn)
+(cd "$ROOT" && go build -o "$BIN/cairn" ./cmd/cairn && go build -o "$BIN/httpfloor" ./bench/httpfloor)
 (cd "$ROOT/bench/etcdbench" && go build -o "$BIN/etcdbench" .)
 CAIRN="$BIN/cairn" EB="$BIN/etcdbench"
 
@@ -166,6 +166,10 @@ cb watch-fanout -watch-client raw -watchers "$WATCHERS" -writes 5 -pid "$(IFS=,;
 # Leader elections after the first one: a sign the servers starved.
 echo $(( $(cairn_elections) - CAIRN_E0 )) >"$OUT/elections-cairn.txt"
 for p in "${CAIRN_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+# The floor under that figure: the same watchers and writes against 3 Go
+# net/http servers that only park and answer (no Raft, state or RPC).
+log "floor: $WATCHERS raw watchers on 3 empty net/http servers"
+"$BIN/httpfloor" -servers 3 -server h1 -client raw -watchers "$WATCHERS" -writes 5 >"$OUT/floor-watch.txt"
 log "cairn: failover, $ROUNDS rounds (own cluster)"
 "$CAIRN" bench failover -cluster -data-dir "$WORK/failover" -rounds "$ROUNDS" -format=json >"$OUT/cairn-failover.json"
 
@@ -246,7 +250,13 @@ watch_raw_row() {
   [[ -z $errs || $errs == 0 ]] || echo "note: cairn watch-fanout (raw) had $errs errors (see $OUT/cairn-watch-raw.json)" >&2
 }
 RAW_ROW="$(watch_raw_row)"
-"$EB" compare -dir "$OUT" | awk -v raw="$RAW_ROW" '{ print } /^\| Watch fan-out,/ && raw != "" { print raw }' | tee "$OUT/ratios.md"
+# floor_row: bench/httpfloor's p99 with the raw watchers, no etcd twin.
+floor_row() {
+  [[ -f "$OUT/floor-watch.txt" ]] || return 0
+  awk '/^all:/ { for (i = 1; i <= NF; i++) if ($i == "p99") printf "| Watch fan-out floor: 3 empty Go net/http servers, raw watchers, p99 (ms) | %s | | | ≤ 200 ms | %s |\n", $(i+1), ($(i+1) <= 200 ? "yes" : "no") }' "$OUT/floor-watch.txt"
+}
+FLOOR_ROW="$(floor_row)"
+"$EB" compare -dir "$OUT" | awk -v raw="$RAW_ROW" -v floor="$FLOOR_ROW" '{ print } /^\| Watch fan-out,/ { if (raw != "") print raw; if (floor != "") print floor }' | tee "$OUT/ratios.md"
 if [[ $PROFILE == 1 ]]; then
   for f in "$OUT"/prof-*.pb.gz; do
     go tool pprof -top -nodecount=30 "$BIN/cairn" "$f" >"${f%.pb.gz}.top.txt" 2>/dev/null || true
