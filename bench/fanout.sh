@@ -4,7 +4,8 @@
 # compare.sh), blocks 10,000 lean watchers (`watch-fanout -watch-client
 # raw`) on one key, writes it WRITES times and prints one line: latency from
 # the write's ack, the servers' and this client's CPU per write, and the
-# servers' CPU between writes.
+# servers' CPU between writes, and how often a follower started an
+# election.
 #
 #   bench/fanout.sh BINARY [WRITES] [api|raw] [TARGETS]
 #
@@ -40,6 +41,8 @@ done
 "$BIN" kv put -http-addr 127.0.0.1:18501 bench/ready 1 >/dev/null
 L=$(curl -fsS http://127.0.0.1:18501/v1/status/leader | tr -d '"')
 echo "leader: server $(( ${L##*:} - 18330 ))" >&2
+elections() { cat "$W"/c?.log | grep -c 'starting election' || true; }
+E0=$(elections)
 ADDRS=() PP=
 for t in ${TARGETS//,/ }; do ADDRS+=("127.0.0.1:$((18500 + t))"); done
 if [[ $PROF != 0 ]]; then
@@ -59,3 +62,6 @@ print("p50 %.1f p90 %.1f p99 %.1f max %.1f ms | CPU per write: servers %d ms, cl
     e["agent_cpu_idle_pct_avg"], r["errors"]))
 PY
 if [[ -n $PP ]]; then wait "$PP"; fi
+# Followers that timed out waiting for the leader during the run: a sign
+# the fan-out starved Raft.
+echo "election attempts after the first leader (\"starting election\" log lines): $(( $(elections) - E0 ))"
