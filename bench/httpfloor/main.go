@@ -22,9 +22,10 @@
 // a few HTTP/2 connections; raw is a goroutine per connection with the
 // standard library's request parser and one write per answer, without
 // net/http's connection machinery (and without noticing a client that goes
-// away while parked). Clients: raw writes the request bytes and reads the
-// answer by hand, like `watch-fanout -watch-client raw`; nethttp is
-// net/http's transport, what consul/api uses, without the api layer.
+// away while parked). Clients: raw is the client of `watch-fanout
+// -watch-client raw` itself (bench.RawWatcher: consul/api's request bytes,
+// the answer read and checked by hand); nethttp is net/http's transport,
+// what consul/api uses, without the api layer.
 package main
 
 import (
@@ -55,8 +56,12 @@ import (
 	"github.com/cairn-io/cairn/internal/bench"
 )
 
-// answerBody is the size and shape of Cairn's answer for one small key.
-const answerBody = `[{"LockIndex":0,"Key":"bench/watch","Flags":0,"Value":"MQ==","CreateIndex":10,"ModifyIndex":123}]`
+// watchedKey is the key every watcher asks for, and answerBody the size
+// and shape of Cairn's answer for it.
+const (
+	watchedKey = "bench/watch"
+	answerBody = `[{"LockIndex":0,"Key":"bench/watch","Flags":0,"Value":"MQ==","CreateIndex":10,"ModifyIndex":123}]`
+)
 
 // serveEnv, set to "MODE ADDR", makes the process a server: it listens on
 // ADDR, prints the address it got on stdout and serves until killed.
@@ -285,9 +290,18 @@ func run(o options, out io.Writer) (*report, error) {
 	base := func(i int) string { return scheme + "://" + addrs[i] }
 	mk := func(i int) watchOnce {
 		if client == "raw" {
-			return rawWatcher(addrs[i%nsrv])
+			w, err := bench.RawWatcher(addrs[i%nsrv], watchedKey)
+			if err != nil {
+				return func(context.Context) error { return err }
+			}
+			var idx uint64
+			return func(ctx context.Context) error {
+				got, err := w(ctx, idx)
+				idx = got
+				return err
+			}
 		}
-		url := base(i%nsrv) + "/v1/kv/bench/watch?index=1&wait=300000ms"
+		url := base(i%nsrv) + "/v1/kv/" + watchedKey + "?index=1&wait=300000ms"
 		return func(ctx context.Context) error {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			resp, err := hc.Do(req)
@@ -424,58 +438,3 @@ func run(o options, out io.Writer) (*report, error) {
 }
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// rawWatcher is a lean HTTP/1.1 long-poll client on its own connection:
-// the request as consul/api writes it, the answer read by Content-Length.
-func rawWatcher(addr string) watchOnce {
-	req := []byte("GET /v1/kv/bench/watch?index=1&wait=300000ms HTTP/1.1\r\nHost: " + addr +
-		"\r\nUser-Agent: Go-http-client/1.1\r\nContent-Type: application/json; charset=utf-8\r\nAccept-Encoding: gzip\r\n\r\n")
-	var conn net.Conn
-	var br *bufio.Reader
-	var body []byte
-	return func(ctx context.Context) error {
-		if conn == nil {
-			c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", addr)
-			if err != nil {
-				return err
-			}
-			conn, br = c, bufio.NewReaderSize(c, 4096)
-			context.AfterFunc(ctx, func() { _ = c.Close() })
-		}
-		fail := func(err error) error { _ = conn.Close(); conn = nil; return err }
-		if _, err := conn.Write(req); err != nil {
-			return fail(err)
-		}
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			return fail(err)
-		}
-		if !bytes.HasPrefix(line, []byte("HTTP/1.1 200 ")) {
-			return fail(fmt.Errorf("status %q", line))
-		}
-		length := -1
-		for {
-			line, err := br.ReadSlice('\n')
-			if err != nil {
-				return fail(err)
-			}
-			line = bytes.TrimRight(line, "\r\n")
-			if len(line) == 0 {
-				break
-			}
-			if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
-				length, _ = strconv.Atoi(string(v))
-			}
-		}
-		if length < 0 {
-			return fail(errors.New("no Content-Length"))
-		}
-		if cap(body) < length {
-			body = make([]byte, length)
-		}
-		if _, err := io.ReadFull(br, body[:length]); err != nil {
-			return fail(err)
-		}
-		return nil
-	}
-}

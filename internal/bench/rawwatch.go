@@ -267,3 +267,17 @@ func (w *rawWatcher) read() (index uint64, keep bool, err error) {
 	}
 	return index, keep, nil
 }
+
+// RawWatcher returns one lean watcher of key on addr, the client of
+// `watch-fanout -watch-client raw`: each call sends, on the watcher's own
+// connection, the blocking query consul/api sends for the key past idx,
+// checks the answer as rawWatcher.read does and returns its index. A
+// RawWatcher is for one goroutine; cancelling ctx closes its connection.
+func RawWatcher(addr, key string) (func(ctx context.Context, idx uint64) (uint64, error), error) {
+	c, err := newRawWatchClient(Config{Addrs: []string{addr}}, key)
+	if err != nil {
+		return nil, err
+	}
+	w := c.watcher(0)
+	return func(ctx context.Context, idx uint64) (uint64, error) { return w(ctx, idx, func() {}) }, nil
+}
