@@ -64,7 +64,8 @@ const (
 )
 
 // serveEnv, set to "MODE ADDR", makes the process a server: it listens on
-// ADDR, prints the address it got on stdout and serves until killed.
+// ADDR, prints the address it got on stdout and serves until its standard
+// input closes (the parent ends it so, or by dying).
 const serveEnv = "HTTPFLOOR_SERVE"
 
 func main() {
@@ -98,8 +99,8 @@ type report struct {
 	answers        uint64        // answers timed (watchers x writes)
 	errors         int64         // failed blocking queries
 	p50, p99, max  time.Duration // from the write's acknowledgement
-	serverCPUPerMS uint64        // servers' CPU per write, ms
-	clientCPUPerMS uint64        // this process's CPU per write, ms
+	serverCPUms uint64        // servers' CPU per write, ms
+	clientCPUms uint64        // this process's CPU per write, ms
 }
 
 func serveFromEnv(v string) error {
@@ -112,6 +113,10 @@ func serveFromEnv(v string) error {
 		return err
 	}
 	fmt.Println(ln.Addr().String())
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
 	return serve(mode, ln)
 }
 
@@ -268,10 +273,14 @@ func run(o options, out io.Writer) (*report, error) {
 		if err != nil {
 			return nil, err
 		}
+		stdin, err := srv.StdinPipe() // held open while the server is wanted
+		if err != nil {
+			return nil, err
+		}
 		if err := srv.Start(); err != nil {
 			return nil, err
 		}
-		defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+		defer func() { _ = stdin.Close(); _ = srv.Process.Kill(); _ = srv.Wait() }()
 		line, err := bufio.NewReader(stdout).ReadString('\n')
 		if err != nil {
 			return nil, fmt.Errorf("server %d did not start: %w", i+1, err)
@@ -431,9 +440,9 @@ func run(o options, out io.Writer) (*report, error) {
 			msf(h.Quantile(0.5)), msf(h.Quantile(0.99)), msf(h.Max()), (s1-s0)*10, (c1-c0)*10)
 	}
 	r := &report{answers: all.Count(), errors: errs.Load(), p50: all.Quantile(0.5), p99: all.Quantile(0.99), max: all.Max(),
-		serverCPUPerMS: srvTicks * 10 / uint64(writes), clientCPUPerMS: cliTicks * 10 / uint64(writes)}
+		serverCPUms: srvTicks * 10 / uint64(writes), clientCPUms: cliTicks * 10 / uint64(writes)}
 	fmt.Fprintf(out, "all:      p50 %6.1f  p99 %6.1f  max %6.1f   cpu per write: server %d ms, client %d ms; %d errors\n",
-		msf(r.p50), msf(r.p99), msf(r.max), r.serverCPUPerMS, r.clientCPUPerMS, r.errors)
+		msf(r.p50), msf(r.p99), msf(r.max), r.serverCPUms, r.clientCPUms, r.errors)
 	return r, nil
 }
 
