@@ -96,11 +96,11 @@ type options struct {
 
 // report is what a run measured.
 type report struct {
-	answers        uint64        // answers timed (watchers x writes)
-	errors         int64         // failed blocking queries
-	p50, p99, max  time.Duration // from the write's acknowledgement
-	serverCPUms uint64        // servers' CPU per write, ms
-	clientCPUms uint64        // this process's CPU per write, ms
+	answers       uint64        // answers timed (watchers x writes)
+	errors        int64         // failed blocking queries
+	p50, p99, max time.Duration // from the write's acknowledgement
+	serverCPUms   uint64        // servers' CPU per write, ms
+	clientCPUms   uint64        // this process's CPU per write, ms
 }
 
 func serveFromEnv(v string) error {
