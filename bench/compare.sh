@@ -99,7 +99,8 @@ start_cairn() {
     args=(agent -server -bootstrap-expect=3 -data-dir "$WORK/cairn$i" -node "s$i"
       -bind 127.0.0.1 -advertise 127.0.0.1 -client 127.0.0.1
       -http-port $((18500 + i)) -dns-port $((18600 + i)) -serf-lan-port $((18310 + i))
-      -serf-wan-port $((18320 + i)) -server-port $((18330 + i)) -log-level warn -retry-interval 200ms)
+      -serf-wan-port $((18320 + i)) -server-port $((18330 + i)) -log-level warn -retry-interval 200ms
+      -hcl 'limits { http_max_conns_per_client = 0 }')
     for j in 1 2 3; do [[ $j == "$i" ]] || args+=(-retry-join "127.0.0.1:$((18310 + j))"); done
     [[ $PROFILE == 1 ]] && args+=(-hcl 'enable_debug = true')
     "$CAIRN" "${args[@]}" >"$WORK/cairn$i.log" 2>&1 &

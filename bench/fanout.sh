@@ -27,7 +27,8 @@ trap cleanup EXIT
 for i in 1 2 3; do
   args=(agent -server -bootstrap-expect=3 -data-dir "$W/c$i" -node "s$i" -bind 127.0.0.1 -advertise 127.0.0.1 -client 127.0.0.1
     -http-port $((18500 + i)) -dns-port $((18600 + i)) -serf-lan-port $((18310 + i)) -serf-wan-port $((18320 + i))
-    -server-port $((18330 + i)) -log-level warn -retry-interval 200ms -hcl 'enable_debug = true')
+    -server-port $((18330 + i)) -log-level warn -retry-interval 200ms
+      -hcl 'limits { http_max_conns_per_client = 0 }' -hcl 'enable_debug = true')
   for j in 1 2 3; do [[ $j == "$i" ]] || args+=(-retry-join "127.0.0.1:$((18310 + j))"); done
   "$BIN" "${args[@]}" >"$W/c$i.log" 2>&1 &
   PIDS+=($!)

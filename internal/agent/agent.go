@@ -72,9 +72,11 @@ type Agent struct {
 	caller  rpc.Caller
 	local   *local.State
 	httpSrv *http.Server
-	httpLn  net.Listener
-	dnsSrv  *dns.Server
-	started time.Time
+	// httpLimit caps concurrent HTTP connections per client IP.
+	httpLimit *connLimiter
+	httpLn    net.Listener
+	dnsSrv    *dns.Server
+	started   time.Time
 
 	// events holds the user events received over gossip (event.go);
 	// watches the running config watches (event_watch.go). Both guard
@@ -390,6 +392,8 @@ func (a *Agent) startHTTP(ctx context.Context) error {
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.logger.With("component", "http").Handler(), slog.LevelWarn),
 	}
+	a.httpLimit = newConnLimiter(cfg.HTTPMaxConnsPerClient, a.logger.With("component", "http"))
+	a.httpLimit.install(a.httpSrv)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -578,8 +582,8 @@ func (a *Agent) watchLeader(hint chan struct{}) {
 }
 
 // Reload re-reads the configuration through Options.Reload and applies what
-// can change at run time: services and checks from config files and node
-// meta.
+// can change at run time: services and checks from config files, node
+// meta and limits.http_max_conns_per_client.
 func (a *Agent) Reload() error {
 	if a.opts.Reload == nil {
 		return fmt.Errorf("agent: reload is not available (no config loader)")
@@ -602,6 +606,9 @@ func (a *Agent) Reload() error {
 	}
 	if err := a.reloadConfigDefinitions(cfg); err != nil {
 		return err
+	}
+	if a.httpLimit != nil {
+		a.httpLimit.setLimit(cfg.HTTPMaxConnsPerClient)
 	}
 	meta := nodeMeta(cfg.NodeMeta)
 	a.mu.Lock()

@@ -104,7 +104,10 @@ func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
 			"-bind=127.0.0.1", "-advertise=127.0.0.1", "-client=127.0.0.1",
 			"-http-port=" + strconv.Itoa(p[0]), "-dns-port=" + strconv.Itoa(p[1]),
 			"-serf-lan-port=" + strconv.Itoa(p[2]), "-serf-wan-port=" + strconv.Itoa(p[3]),
-			"-server-port=" + strconv.Itoa(p[4]), "-log-level=warn", "-retry-interval=200ms"}
+			"-server-port=" + strconv.Itoa(p[4]), "-log-level=warn", "-retry-interval=200ms",
+			// Every bench client connects from 127.0.0.1: lift the per-IP cap
+			// (200 by default) that thousands of watchers would hit.
+			"-hcl=limits { http_max_conns_per_client = 0 }"}
 		for j := 0; j < o.Servers; j++ {
 			if j != i {
 				args = append(args, "-retry-join=127.0.0.1:"+strconv.Itoa(ports[5*j+2]))
