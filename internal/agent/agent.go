@@ -308,6 +308,7 @@ func (a *Agent) startServer(adv string, tagged map[string]string) error {
 		// raft_snapshot_threshold and raft_trailing_logs (validated >= 1, >= 0).
 		SnapshotThreshold: uint64(max(cfg.RaftSnapshotThreshold, 0)),
 		TrailingLogs:      uint64(max(cfg.RaftTrailingLogs, 0)),
+		SessionTTLMin:     cfg.SessionTTLMin,
 		Logger:            a.logger,
 	}
 	if cfg.PortServer >= 0 {

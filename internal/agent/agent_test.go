@@ -474,3 +474,16 @@ func TestAgent_DNS(t *testing.T) {
 		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.SRV).Port == 80
 	})
 }
+
+// TestAgent_SessionTTLMin: session_ttl_min reaches the server's session
+// checks (a 5s TTL is refused under the default 10s minimum).
+func TestAgent_SessionTTLMin(t *testing.T) {
+	cfg := devConfig()
+	cfg.SessionTTLMin = 2 * time.Second
+	_, client := startAgent(t, cfg, nil)
+	id, _, err := client.Session().Create(&api.SessionEntry{TTL: "5s"}, nil)
+	require.NoError(t, err)
+	require.NotEmpty(t, id)
+	_, _, err = client.Session().Create(&api.SessionEntry{TTL: "1s"}, nil)
+	require.ErrorContains(t, err, "must be between [2s=24h0m0s]")
+}

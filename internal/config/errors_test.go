@@ -53,6 +53,12 @@ func TestLoad_BadInput(t *testing.T) {
 			want: []string{"bootstrap and bootstrap_expect are mutually exclusive"}, is: ErrInvalid},
 		{name: "bootstrap_expect on client", file: "a.json", content: `{` + base + `, "bootstrap_expect": 3}`,
 			want: []string{"bootstrap_expect > 0 requires server = true"}, is: ErrInvalid},
+		{name: "session_ttl_min zero", file: "a.json", content: `{` + base + `, "session_ttl_min": "0s"}`,
+			want: []string{"session_ttl_min must be between 1ns and 24h", "got 0s"}, is: ErrInvalid},
+		{name: "session_ttl_min too long", file: "a.hcl", content: `data_dir = "/d"
+bind_addr = "10.1.1.1"
+session_ttl_min = "25h"`,
+			want: []string{"session_ttl_min must be between 1ns and 24h", "got 25h0m0s"}, is: ErrInvalid},
 		{name: "invalid log level", file: "a.json", content: `{` + base + `, "log_level": "loud"}`,
 			want: []string{"log_level \"loud\" is invalid"}, is: ErrInvalid},
 		{name: "invalid datacenter", file: "a.json", content: `{` + base + `, "datacenter": "dc 1"}`,

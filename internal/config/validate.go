@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var (
@@ -232,6 +233,9 @@ func (c *RuntimeConfig) validate() ([]string, error) {
 	}
 	if c.HTTPMaxConnsPerClient < 0 {
 		bad("limits.http_max_conns_per_client cannot be negative")
+	}
+	if c.SessionTTLMin <= 0 || c.SessionTTLMin > 24*time.Hour {
+		bad("session_ttl_min must be between 1ns and 24h (the longest session TTL), got %s", c.SessionTTLMin)
 	}
 	if c.RetryInterval <= 0 {
 		bad("retry_interval must be positive, got %s", c.RetryInterval)

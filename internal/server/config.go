@@ -76,6 +76,9 @@ type Config struct {
 	// (log compaction), so slow followers can catch up without a full
 	// snapshot (default DefaultTrailingLogs).
 	TrailingLogs uint64
+	// SessionTTLMin is the shortest session TTL accepted (session_ttl_min,
+	// default SessionTTLMin; at most SessionTTLMax).
+	SessionTTLMin time.Duration
 
 	Logger *slog.Logger
 }
@@ -93,6 +96,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RaftMultiplier == 0 {
 		c.RaftMultiplier = 1
+	}
+	if c.SessionTTLMin == 0 {
+		c.SessionTTLMin = SessionTTLMin
+	}
+	if c.SessionTTLMin < 0 || c.SessionTTLMin > SessionTTLMax {
+		return c, fmt.Errorf("%w: session TTL minimum %v is outside 0..%v", ErrInvalidConfig, c.SessionTTLMin, SessionTTLMax)
 	}
 	if c.RaftMultiplier < 1 || c.RaftMultiplier > 10 {
 		return c, fmt.Errorf("%w: raft multiplier %d is outside 1..10", ErrInvalidConfig, c.RaftMultiplier)

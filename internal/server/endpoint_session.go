@@ -14,7 +14,8 @@ import (
 	"github.com/cairn-io/cairn/internal/state"
 )
 
-// Session limits, as Consul documents them.
+// Session limits, as Consul documents them. SessionTTLMin is the default
+// of the configurable minimum (Config.SessionTTLMin).
 const (
 	SessionTTLMin = 10 * time.Second
 	SessionTTLMax = 24 * time.Hour
@@ -30,7 +31,7 @@ func (s *Server) sessionApply(_ context.Context, args *rpc.SessionRequest, reply
 	switch req.Op {
 	case rpc.SessionCreate:
 		sess := &req.Session
-		if err := validateSession(sess); err != nil {
+		if err := validateSession(sess, s.cfg.SessionTTLMin); err != nil {
 			return err
 		}
 		id, err := s.newSessionID()
@@ -60,9 +61,10 @@ func (s *Server) sessionApply(_ context.Context, args *rpc.SessionRequest, reply
 	}
 }
 
-// validateSession checks a session to create and fills in its defaults.
+// validateSession checks a session to create against the TTL bounds
+// [ttlMin, SessionTTLMax] and fills in its defaults.
 // Messages follow Consul's.
-func validateSession(sess *state.Session) error {
+func validateSession(sess *state.Session, ttlMin time.Duration) error {
 	if sess.Node == "" {
 		return fmt.Errorf("must provide node: %w", rpc.ErrBadRequest)
 	}
@@ -80,10 +82,10 @@ func validateSession(sess *state.Session) error {
 			//lint:ignore ST1005 Consul's exact text
 			return fmt.Errorf("Session TTL '%s' invalid: %v: %w", sess.TTL, err, rpc.ErrBadRequest)
 		}
-		if ttl != 0 && (ttl < SessionTTLMin || ttl > SessionTTLMax) {
+		if ttl != 0 && (ttl < ttlMin || ttl > SessionTTLMax) {
 			//lint:ignore ST1005 Consul's exact text
 			return fmt.Errorf("Invalid Session TTL '%s', must be between [%v=%v]: %w",
-				sess.TTL, SessionTTLMin, SessionTTLMax, rpc.ErrBadRequest)
+				sess.TTL, ttlMin, SessionTTLMax, rpc.ErrBadRequest)
 		}
 	}
 	if sess.LockDelay < 0 || sess.LockDelay > MaxLockDelay {

@@ -92,6 +92,27 @@ func TestServer_SessionCreateValidation(t *testing.T) {
 	require.Nil(t, got.Checks, "legacy Checks left out when only serfHealth")
 }
 
+// TestServer_SessionTTLMinConfigured: session_ttl_min sets the shortest
+// TTL a session may ask for; out-of-range minimums are refused at start.
+func TestServer_SessionTTLMinConfigured(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SessionTTLMin = 2 * time.Second
+	s := startServer(t, cfg)
+	createSession(t, s, state.Session{TTL: "5s"}) // below the default 10s
+	var id string
+	err := s.RPC(context.Background(), rpc.MethodSessionApply,
+		&rpc.SessionRequest{Op: rpc.SessionCreate, Session: state.Session{Node: "s1", TTL: "1s"}}, &id)
+	require.ErrorContains(t, err, "must be between [2s=24h0m0s]")
+	require.ErrorIs(t, err, rpc.ErrBadRequest)
+
+	for _, bad := range []time.Duration{-time.Second, 25 * time.Hour} {
+		c := testConfig(t)
+		c.SessionTTLMin = bad
+		_, err := New(c)
+		require.ErrorIs(t, err, ErrInvalidConfig, "session TTL minimum %v", bad)
+	}
+}
+
 // TestServer_SessionTTLExpiry: a session that is not renewed is invalidated
 // after TTL*multiplier and its lock is released; renewals keep it alive.
 func TestServer_SessionTTLExpiry(t *testing.T) {
