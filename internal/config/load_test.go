@@ -378,3 +378,39 @@ func TestServiceDefinitionsFromFile(t *testing.T) {
 	_, err = ServiceDefinitionsFromFile(filepath.Join(dir, "missing.json"))
 	require.Error(t, err)
 }
+
+// TestLoad_AcceptedButUnimplementedWarn: keys Consul has that configure
+// something Cairn does not run yet warn when they ask for it, and stay
+// quiet when they turn it off.
+func TestLoad_AcceptedButUnimplementedWarn(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "parts.hcl", `
+data_dir = "/d"
+bind_addr = "10.1.1.1"
+log_file = "/var/log/cairn/"
+ports { https = 8501, grpc = -1 }
+ui_config { enabled = true }
+performance { leave_drain_time = "3s" }
+disable_host_node_id = false`)
+	_, warns, err := Load(LoadOptions{ConfigFiles: []string{p}})
+	require.NoError(t, err)
+	all := strings.Join(warns, "\n")
+	for _, want := range []string{
+		"log_file: not implemented by cairn yet; ignored (logs go to stderr only)",
+		"ports.https: not implemented by cairn yet; ignored (there is no HTTPS listener",
+		"ui_config.enabled: not implemented by cairn yet; ignored (there is no web UI)",
+		"performance.leave_drain_time: not implemented",
+		"disable_host_node_id: not implemented",
+	} {
+		require.Contains(t, all, want)
+	}
+	require.NotContains(t, all, "ports.grpc", "-1 turns gRPC off, which is what Cairn does")
+
+	f := parseFlags(t, "-dev", "-log-file", "/tmp/x.log")
+	_, warns, err = Load(LoadOptions{Flags: f})
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(warns, "\n"), "log_file: not implemented")
+
+	_, warns, err = Load(LoadOptions{Flags: parseFlags(t, "-dev")})
+	require.NoError(t, err)
+	require.NotContains(t, strings.Join(warns, "\n"), "not implemented", "-dev alone warns about nothing")
+}

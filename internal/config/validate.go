@@ -58,6 +58,7 @@ func finalize(c *RuntimeConfig, set map[string]bool, skipAdvertise bool) ([]stri
 		c.Bootstrap = true
 		c.BootstrapExpect = 0
 	}
+	warnings = append(warnings, unimplementedWarnings(c, set)...)
 	if !set["leave_on_terminate"] {
 		c.LeaveOnTerminate = !c.Server
 	}
@@ -322,4 +323,31 @@ func checkRecursor(s string) error {
 		}
 	}
 	return fmt.Errorf("%q is not an IP address or IP:port", s)
+}
+
+// unimplementedWarnings names the keys that were set and are accepted,
+// because Consul has them, but that configure something Cairn does not run
+// yet, so the setting has no effect.
+func unimplementedWarnings(c *RuntimeConfig, set map[string]bool) []string {
+	var out []string
+	for _, k := range []struct {
+		key    string
+		active bool // the value asks for something
+		why    string
+	}{
+		{"ports.https", c.PortHTTPS >= 0, "there is no HTTPS listener (TLS is not implemented)"},
+		{"addresses.https", true, "there is no HTTPS listener (TLS is not implemented)"},
+		{"ports.grpc", c.PortGRPC >= 0, "there is no gRPC listener"},
+		{"ports.grpc_tls", c.PortGRPCTLS >= 0, "there is no gRPC listener"},
+		{"addresses.grpc", true, "there is no gRPC listener"},
+		{"log_file", c.LogFile != "", "logs go to stderr only"},
+		{"ui_config.enabled", c.UIEnabled, "there is no web UI"},
+		{"performance.leave_drain_time", true, "a leave does not wait for a drain"},
+		{"disable_host_node_id", !c.DisableHostNodeID, "node IDs are random and kept in data_dir"},
+	} {
+		if set[k.key] && k.active {
+			out = append(out, k.key+": not implemented by cairn yet; ignored ("+k.why+")")
+		}
+	}
+	return out
 }
