@@ -145,6 +145,12 @@ func New(opts Options) (*Agent, error) {
 	if cfg.NodeID != "" && !isUUID(cfg.NodeID) {
 		return nil, fmt.Errorf("%w: node_id %q is not a UUID", ErrInvalidOptions, cfg.NodeID)
 	}
+	if cfg.ACL.Enabled {
+		// Fail closed: running would serve every request as if ACLs were
+		// off, while the operator believes they are on.
+		return nil, fmt.Errorf("%w: acl.enabled = true, but cairn does not enforce ACLs yet and would serve every request as if ACLs were off; "+
+			"remove acl.enabled (or set it to false) to run without ACLs", ErrInvalidOptions)
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

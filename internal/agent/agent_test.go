@@ -487,3 +487,13 @@ func TestAgent_SessionTTLMin(t *testing.T) {
 	_, _, err = client.Session().Create(&api.SessionEntry{TTL: "1s"}, nil)
 	require.ErrorContains(t, err, "must be between [2s=24h0m0s]")
 }
+
+// TestAgent_RefusesACLsEnabled: ACLs are not enforced yet, so an agent
+// configured with acl.enabled refuses to start instead of running open.
+func TestAgent_RefusesACLsEnabled(t *testing.T) {
+	cfg := devConfig()
+	cfg.ACL.Enabled = true
+	_, err := New(Options{Config: cfg, Logger: testLogger(t)})
+	require.ErrorIs(t, err, ErrInvalidOptions)
+	require.ErrorContains(t, err, "acl.enabled = true, but cairn does not enforce ACLs yet")
+}

@@ -332,21 +332,23 @@ func unimplementedWarnings(c *RuntimeConfig, set map[string]bool) []string {
 	var out []string
 	for _, k := range []struct {
 		key    string
-		active bool // the value asks for something
-		why    string
+		active bool   // the value asks for something
+		why    string // what happens instead
+		always bool   // warn even when set through a legacy key
 	}{
-		{"ports.https", c.PortHTTPS >= 0, "there is no HTTPS listener (TLS is not implemented)"},
-		{"addresses.https", true, "there is no HTTPS listener (TLS is not implemented)"},
-		{"ports.grpc", c.PortGRPC >= 0, "there is no gRPC listener"},
-		{"ports.grpc_tls", c.PortGRPCTLS >= 0, "there is no gRPC listener"},
-		{"addresses.grpc", true, "there is no gRPC listener"},
-		{"log_file", c.LogFile != "", "logs go to stderr only"},
-		{"ui_config.enabled", c.UIEnabled, "there is no web UI"},
-		{"performance.leave_drain_time", true, "a leave does not wait for a drain"},
-		{"disable_host_node_id", !c.DisableHostNodeID, "node IDs are random and kept in data_dir"},
+		{"ports.https", c.PortHTTPS >= 0, "ignored (there is no HTTPS listener; TLS is not implemented)", false},
+		{"addresses.https", true, "ignored (there is no HTTPS listener; TLS is not implemented)", false},
+		{"ports.grpc", c.PortGRPC >= 0, "ignored (there is no gRPC listener)", false},
+		{"ports.grpc_tls", c.PortGRPCTLS >= 0, "ignored (there is no gRPC listener)", false},
+		{"addresses.grpc", true, "ignored (there is no gRPC listener)", false},
+		{"log_file", c.LogFile != "", "ignored (logs go to stderr only)", false},
+		{"ui_config.enabled", c.UIEnabled, "ignored (there is no web UI)", false},
+		{"performance.leave_drain_time", true, "ignored (a leave does not wait for a drain)", false},
+		{"disable_host_node_id", !c.DisableHostNodeID, "ignored (node IDs are random and kept in data_dir)", false},
+		{"acl.enabled", c.ACL.Enabled, "ACLs are not enforced, so the agent refuses to start with acl.enabled on rather than run open", true},
 	} {
-		if set[k.key] && k.active {
-			out = append(out, k.key+": not implemented by cairn yet; ignored ("+k.why+")")
+		if (set[k.key] || k.always) && k.active {
+			out = append(out, k.key+": not implemented by cairn yet; "+k.why)
 		}
 	}
 	return out
