@@ -247,6 +247,14 @@ func TestCluster_ThreeServersAndClients(t *testing.T) {
 		entries, _, err := c1.client.Health().Service("api", "", true, nil)
 		return err == nil && len(entries) == 1
 	})
+	// The leader must have seen c2 join (its serfHealth is registered from
+	// the join). A client that dies within milliseconds of joining may never
+	// reach the leader's gossip view at all: others then gossip its death,
+	// which the leader ignores for a member it never knew, so there would
+	// be nothing to mark critical.
+	waitUntil(t, 10*time.Second, "c2 serfHealth passing", func() bool {
+		return serfHealth(t, c1.client, "c2") == api.HealthPassing
+	})
 	killed := time.Now()
 	require.NoError(t, c2.a.Shutdown(ctx))
 	waitUntil(t, 10*time.Second, "c2 serfHealth critical", func() bool {
