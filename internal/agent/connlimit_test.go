@@ -39,8 +39,11 @@ func getOnce(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func TestConnLimiter_RefusesOverTheCapAndReleases(t *testing.T) {
-	release := make(chan struct{})
+// limitedServer serves /block (held until release closes or the client
+// goes) and /ok behind a connLimiter with the given cap; it returns the
+// limiter and the server's address.
+func limitedServer(t *testing.T, limit int, release <-chan struct{}) (*connLimiter, string) {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/block", func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -49,14 +52,19 @@ func TestConnLimiter_RefusesOverTheCapAndReleases(t *testing.T) {
 		}
 	})
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
-	lim := newConnLimiter(3, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	lim := newConnLimiter(limit, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	lim.install(srv)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	addr := ln.Addr().String()
+	return lim, ln.Addr().String()
+}
+
+func TestConnLimiter_RefusesOverTheCapAndReleases(t *testing.T) {
+	release := make(chan struct{})
+	lim, addr := limitedServer(t, 3, release)
 	base := "http://" + addr
 
 	held := []net.Conn{holdConn(t, addr, "/block"), holdConn(t, addr, "/block"), holdConn(t, addr, "/block")}
@@ -120,24 +128,9 @@ func TestConnLimiter_RefusesOverTheCapAndReleases(t *testing.T) {
 }
 
 func TestConnLimiter_ZeroMeansNoCapAndChangesApplyToNewConnections(t *testing.T) {
-	mux := http.NewServeMux()
 	hold := make(chan struct{})
 	defer close(hold)
-	mux.HandleFunc("/block", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-hold:
-		case <-r.Context().Done():
-		}
-	})
-	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {})
-	lim := newConnLimiter(0, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	lim.install(srv)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	addr := ln.Addr().String()
+	lim, addr := limitedServer(t, 0, hold)
 
 	for i := 0; i < 50; i++ {
 		holdConn(t, addr, "/block")
