@@ -157,10 +157,19 @@ func TestServer_BootstrapExpect(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "no common leader")
 		time.Sleep(10 * time.Millisecond)
 	}
+	// A follower learns the leader from its first heartbeat, which can come
+	// before the configuration entry is in its log: wait for the entry.
 	for _, s := range servers {
-		cfg, _, err := raftConfiguration(s.Raft())
-		require.NoError(t, err)
-		require.Len(t, cfg.Servers, 3)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			cfg, _, err := raftConfiguration(s.Raft())
+			require.NoError(t, err)
+			if len(cfg.Servers) == 3 || time.Now().After(deadline) {
+				require.Len(t, cfg.Servers, 3)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 
 	// A write on a follower is forwarded to the leader.
