@@ -22,13 +22,22 @@ func benchAppend(b *testing.B, st raft.LogStore) {
 	}
 }
 
-// BenchmarkAppend1KiB compares this store with raft-boltdb (the store it
-// replaced, with the options Cairn used) on the same disk:
+// BenchmarkAppend1KiB compares this store, with and without
+// preallocation, with raft-boltdb (the store it replaced, with the options
+// Cairn used) on the same disk:
 //
 //	go test -run '^$' -bench Append1KiB -benchtime 2000x ./internal/raftlog/
 func BenchmarkAppend1KiB(b *testing.B) {
 	b.Run("raftlog", func(b *testing.B) {
 		st, err := Open(b.TempDir(), quietOpts(0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		benchAppend(b, st)
+	})
+	b.Run("raftlog-append-only", func(b *testing.B) {
+		st, err := Open(b.TempDir(), appendOnly(0))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -10,7 +10,8 @@ import (
 
 // FuzzStore_Open feeds damaged segment files to Open: it must never panic,
 // and whatever it accepts must read back as a contiguous log that takes
-// further appends. Seeds are a valid segment, cut and with junk appended.
+// further appends. Seeds are a valid segment, cut, with junk appended,
+// and with preallocated zeros (and junk after them).
 func FuzzStore_Open(f *testing.F) {
 	var valid []byte
 	valid = append(valid, segmentMagic...)
@@ -22,6 +23,10 @@ func FuzzStore_Open(f *testing.F) {
 	f.Add(valid[:len(valid)-5])
 	f.Add(append(append([]byte(nil), valid...), 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5))
 	f.Add(valid[:segmentHeaderSize])
+	// Preallocated zeros after the records; junk after the zeros.
+	zeroed := append(append([]byte(nil), valid...), make([]byte, 64)...)
+	f.Add(zeroed)
+	f.Add(append(append([]byte(nil), zeroed...), 7))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, segmentName(1)), data, 0o600); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -41,8 +42,12 @@ type segment struct {
 	f    *os.File
 	// offs[i] is the file offset of record base+i.
 	offs []int64
-	// size is the end of the last whole record (the file's length).
+	// size is the end of the last whole record.
 	size int64
+	// alloc is the file's length as the store knows it: [size, alloc) is
+	// zeros, written and synced ahead of the appends (see preallocate).
+	// It changes under Store.allocMu; the appender reads it without.
+	alloc atomic.Int64
 }
 
 // last is the index of the segment's last record (base-1 when empty).
@@ -169,6 +174,13 @@ func scanSegment(f *os.File, path string, base uint64) (*segment, error) {
 	var l raft.Log
 	for off < int64(len(data)) {
 		rest := data[off:]
+		if allZero(rest) {
+			// Preallocated space: the clean end of the records. Zeros
+			// followed by anything else are not (a batch whose first
+			// pages never reached the disk): they fall through to the
+			// torn-record checks below.
+			break
+		}
 		if len(rest) < recordHeaderSize {
 			return seg, &tornError{off: off, reason: "short record header"}
 		}
@@ -194,7 +206,24 @@ func scanSegment(f *os.File, path string, base uint64) (*segment, error) {
 		off += recordHeaderSize + n
 		seg.size = off
 	}
+	seg.alloc.Store(int64(len(data)))
 	return seg, nil
+}
+
+// allZero reports whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // createSegment writes a new, empty segment file for base in dir and syncs
@@ -222,7 +251,9 @@ func createSegment(dir string, base uint64) (*segment, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("raftlog: %w", err)
 	}
-	return &segment{base: base, path: path, f: f, size: segmentHeaderSize}, nil
+	seg := &segment{base: base, path: path, f: f, size: segmentHeaderSize}
+	seg.alloc.Store(segmentHeaderSize)
+	return seg, nil
 }
 
 // readRecord reads and decodes record index from the segment into l.

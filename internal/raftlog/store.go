@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -31,11 +33,21 @@ var (
 // DefaultSegmentSize is the size past which a new segment is started.
 const DefaultSegmentSize = 64 << 20
 
+// DefaultPreallocate is how much zeroed space the store keeps written
+// ahead of the appends in the last segment.
+const DefaultPreallocate = 1 << 20
+
 // Options configure a Store.
 type Options struct {
 	// SegmentSize is the size past which a new segment file is started
 	// (DefaultSegmentSize when 0).
 	SegmentSize int64
+	// Preallocate is the size of each zeroed extension written ahead of
+	// the appends (DefaultPreallocate when 0, off when negative; at most
+	// SegmentSize). An append that lands on zeros already on disk
+	// overwrites blocks in place, so its fdatasync has no file size to
+	// commit: about a third cheaper on ext4.
+	Preallocate int64
 	// Logger receives recovery notices (slog.Default when nil).
 	Logger *slog.Logger
 }
@@ -46,14 +58,29 @@ type Options struct {
 // Concurrency: hashicorp/raft appends from its main loop, compacts from its
 // snapshot goroutine and reads from its replication goroutines at the same
 // time. writeMu serializes the writers (StoreLogs, DeleteRange); mu guards
-// the segment list and index bounds; stableMu guards the stable store. An append writes and syncs holding
-// only writeMu (readers never look past the last acknowledged record) and
-// takes mu to publish the new records; a deletion holds mu exclusively
-// while it removes and truncates files.
+// the segment list and index bounds; stableMu guards the stable store. An
+// append writes and syncs holding only writeMu (readers never look past
+// the last acknowledged record) and takes mu to publish the new records; a
+// deletion holds mu exclusively while it removes and truncates files.
+//
+// The preallocator goroutine writes zeros past the end of the file of the
+// last segment, holding allocMu, which also guards every segment's alloc,
+// the closing of segment files, and any write past a segment's alloc. An
+// append that fits below alloc needs no allocMu: the preallocator only
+// writes at or past alloc, and alloc shrinks only under writeMu. Lock
+// order: writeMu, mu, allocMu.
 type Store struct {
 	dir         string
 	segmentSize int64
+	prealloc    int64 // 0: off
 	logger      *slog.Logger
+
+	allocMu   sync.Mutex
+	wantAlloc atomic.Pointer[segment] // the segment to extend next
+	allocCh   chan struct{}           // wakes the preallocator
+	stopCh    chan struct{}
+	stopOnce  sync.Once
+	wg        sync.WaitGroup
 
 	stableMu sync.Mutex
 	stable   *stableFile // under stableMu
@@ -84,10 +111,18 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	switch {
+	case opts.Preallocate == 0:
+		opts.Preallocate = DefaultPreallocate
+	case opts.Preallocate < 0:
+		opts.Preallocate = 0
+	}
+	opts.Preallocate = min(opts.Preallocate, opts.SegmentSize)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raftlog: create %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, segmentSize: opts.SegmentSize, logger: opts.Logger}
+	s := &Store{dir: dir, segmentSize: opts.SegmentSize, prealloc: opts.Preallocate, logger: opts.Logger,
+		allocCh: make(chan struct{}, 1), stopCh: make(chan struct{})}
 	stable, err := openStable(dir)
 	if err != nil {
 		return nil, err
@@ -96,6 +131,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.load(); err != nil {
 		s.closeFiles()
 		return nil, err
+	}
+	if s.prealloc > 0 {
+		s.wg.Add(1)
+		go s.preallocator()
 	}
 	return s, nil
 }
@@ -189,6 +228,7 @@ func (s *Store) loadSegment(base uint64, last bool) (*segment, error) {
 		return nil, fmt.Errorf("raftlog: cut off the torn end of %s: %w", path, err)
 	}
 	seg.f = f
+	seg.alloc.Store(seg.size)
 	return seg, nil
 }
 
@@ -277,16 +317,27 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		return err
 	}
 	at := tail.size
-	if _, err := tail.f.WriteAt(buf, at); err != nil {
-		s.undoAppend(tail, at)
-		return fmt.Errorf("raftlog: append to %s: %w", tail.path, err)
+	end := at + int64(len(buf))
+	// Past the preallocated zeros the write grows the file, which the
+	// preallocator must not do at the same time. Below them it needs no
+	// lock: the preallocator writes only at or past alloc.
+	grow := end > tail.alloc.Load()
+	if grow {
+		s.allocMu.Lock()
 	}
-	if err := fdatasync(tail.f); err != nil {
-		// After a failed sync the page cache state is unknown (the kernel
-		// may have dropped the dirty pages): refuse further writes.
-		s.failed = true
-		return fmt.Errorf("raftlog: sync %s: %w", tail.path, err)
+	err = s.writeSync(tail, buf, at, grow)
+	if grow {
+		// The preallocator may have extended the file while this waited
+		// for the lock.
+		if err == nil && end > tail.alloc.Load() {
+			tail.alloc.Store(end)
+		}
+		s.allocMu.Unlock()
 	}
+	if err != nil {
+		return err
+	}
+	s.wantPrealloc(tail, end)
 
 	s.mu.Lock()
 	for _, o := range offs {
@@ -301,12 +352,104 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	return nil
 }
 
-// undoAppend cuts a failed partial write off the tail.
-func (s *Store) undoAppend(tail *segment, size int64) {
-	if err := tail.f.Truncate(size); err != nil {
-		s.failed = true
-		s.logger.Error("raft log: cannot undo a failed append", "path", tail.path, "error", err)
+// writeSync writes buf at offset at of tail and syncs it. Called holding
+// writeMu, and allocMu when locked is set.
+func (s *Store) writeSync(tail *segment, buf []byte, at int64, locked bool) error {
+	if _, err := tail.f.WriteAt(buf, at); err != nil {
+		// Cut the partial write off, with the zeros after it (the next
+		// extension writes them again).
+		if !locked {
+			s.allocMu.Lock()
+			defer s.allocMu.Unlock()
+		}
+		if terr := tail.f.Truncate(at); terr != nil {
+			s.failed = true
+			s.logger.Error("raft log: cannot undo a failed append", "path", tail.path, "error", terr)
+		} else {
+			tail.alloc.Store(at)
+		}
+		return fmt.Errorf("raftlog: append to %s: %w", tail.path, err)
 	}
+	if err := fdatasync(tail.f); err != nil {
+		// After a failed sync the page cache state is unknown (the kernel
+		// may have dropped the dirty pages): refuse further writes.
+		s.failed = true
+		return fmt.Errorf("raftlog: sync %s: %w", tail.path, err)
+	}
+	return nil
+}
+
+// wantPrealloc asks the preallocator to extend tail when fewer than half a
+// preallocation of zeros are left after end and the segment is not full.
+// Called holding writeMu.
+func (s *Store) wantPrealloc(tail *segment, end int64) {
+	if s.prealloc == 0 {
+		return
+	}
+	if a := tail.alloc.Load(); a-end >= s.prealloc/2 || a >= s.segmentSize {
+		return
+	}
+	s.wantAlloc.Store(tail)
+	select {
+	case s.allocCh <- struct{}{}:
+	default: // already woken; it reads wantAlloc when it runs
+	}
+}
+
+// preallocator writes and syncs zeros past the end of the segment that
+// wantPrealloc names, one preallocation at a time, until Close. Owned by
+// the Store (stopCh, wg).
+func (s *Store) preallocator() {
+	defer s.wg.Done()
+	var failedAt time.Time
+	for {
+		select {
+		case <-s.stopCh:
+			return
+		case <-s.allocCh:
+		}
+		if time.Since(failedAt) < preallocRetry {
+			continue // a full disk would fail every try; let appends go on
+		}
+		if seg := s.wantAlloc.Load(); seg != nil {
+			if err := s.extend(seg); err != nil {
+				failedAt = time.Now()
+				s.logger.Warn("raft log: cannot preallocate; appends grow the file until a retry works",
+					"path", seg.path, "retry_in", preallocRetry, "error", err)
+			}
+		}
+	}
+}
+
+// preallocRetry is how long the preallocator waits after a failure.
+const preallocRetry = 10 * time.Second
+
+// zeros is the source of preallocation writes; never written to.
+var zeros [64 << 10]byte
+
+// extend appends s.prealloc zero bytes to seg's file and syncs them. A
+// failure leaves only zeros (or nothing) past alloc, which the scan on
+// open takes as free space, and appends go on growing the file as they
+// would without preallocation.
+func (s *Store) extend(seg *segment) error {
+	s.allocMu.Lock()
+	defer s.allocMu.Unlock()
+	a := seg.alloc.Load()
+	if seg.f == nil || a >= s.segmentSize {
+		return nil // removed or closed, or full
+	}
+	var err error
+	for off := a; off < a+s.prealloc && err == nil; off += int64(len(zeros)) {
+		_, err = seg.f.WriteAt(zeros[:min(int64(len(zeros)), a+s.prealloc-off)], off)
+	}
+	if err == nil {
+		err = fdatasync(seg.f)
+	}
+	if err != nil {
+		return fmt.Errorf("extend %s to %d bytes: %w", seg.path, a+s.prealloc, err)
+	}
+	seg.alloc.Store(a + s.prealloc)
+	return nil
 }
 
 // tailFor returns the segment to append n bytes starting at index first,
@@ -407,6 +550,11 @@ func (s *Store) deleteSuffix(min uint64) error {
 	s.segs = s.segs[:len(s.segs)-len(drop)]
 	if min > seg.base {
 		size := seg.offs[min-seg.base]
+		// The truncation also drops the preallocated zeros: no byte past
+		// the cut survives, so the cut records can never be read again.
+		s.allocMu.Lock()
+		defer s.allocMu.Unlock()
+		seg.alloc.Store(size)
 		if err := seg.f.Truncate(size); err != nil {
 			s.failed = true
 			return fmt.Errorf("raftlog: truncate %s: %w", seg.path, err)
@@ -428,6 +576,8 @@ func (s *Store) removeSegments(segs []*segment) error {
 	if len(segs) == 0 {
 		return nil
 	}
+	s.allocMu.Lock()
+	defer s.allocMu.Unlock()
 	for i := len(segs) - 1; i >= 0; i-- {
 		seg := segs[i]
 		if seg.f != nil {
@@ -444,8 +594,11 @@ func (s *Store) removeSegments(segs []*segment) error {
 	return nil
 }
 
-// Close closes the files; later calls return ErrClosed.
+// Close stops the preallocator and closes the files; later calls return
+// ErrClosed.
 func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stopCh) })
+	s.wg.Wait()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.mu.Lock()

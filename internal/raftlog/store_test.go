@@ -24,7 +24,20 @@ func quietOpts(segSize int64) Options {
 
 func openT(t *testing.T, dir string, segSize int64) *Store {
 	t.Helper()
-	s, err := Open(dir, quietOpts(segSize))
+	return openOptsT(t, dir, quietOpts(segSize))
+}
+
+// appendOnly are options without preallocation, for tests that need the
+// file to end where the records end.
+func appendOnly(segSize int64) Options {
+	o := quietOpts(segSize)
+	o.Preallocate = -1
+	return o
+}
+
+func openOptsT(t *testing.T, dir string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(dir, opts)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -297,7 +310,7 @@ func lastSegment(t *testing.T, dir string) string {
 // earlier batches intact and accepts the lost batch again.
 func TestStore_TornTail(t *testing.T) {
 	src := t.TempDir()
-	s := openT(t, src, 0)
+	s := openOptsT(t, src, appendOnly(0))
 	store(t, s, entries(1, 20, 1))
 	path := lastSegment(t, src)
 	st, _ := os.Stat(path)
