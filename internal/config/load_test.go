@@ -90,7 +90,8 @@ func TestLoad_Defaults(t *testing.T) {
 	require.Equal(t, DefaultPortHTTP, c.PortHTTP)
 	require.Equal(t, -1, c.PortGRPC)
 	require.Equal(t, "info", c.LogLevel)
-	require.Equal(t, 1, c.RaftMultiplier)
+	require.Equal(t, DefaultRaftMultiplier, c.RaftMultiplier)
+	require.Equal(t, 2, c.RaftMultiplier)
 	require.Equal(t, uint64(512*1024), c.KVMaxValueSize)
 	require.Equal(t, 5*time.Minute, c.CheckUpdateInterval)
 	require.Equal(t, "allow", c.ACL.DefaultPolicy)
@@ -116,6 +117,11 @@ func TestLoad_Dev(t *testing.T) {
 	require.True(t, c.UIEnabled)
 	require.False(t, c.LeaveOnTerminate)
 	require.True(t, c.SkipLeaveOnInterrupt)
+	require.Equal(t, 1, c.RaftMultiplier, "one in-memory server takes the fastest timing")
+	// A configured multiplier still wins in dev mode.
+	c2, _, err := Load(LoadOptions{Flags: parseFlags(t, "-dev", "-hcl", "performance { raft_multiplier = 3 }")})
+	require.NoError(t, err)
+	require.Equal(t, 3, c2.RaftMultiplier)
 	host, _ := os.Hostname()
 	require.Equal(t, host, c.NodeName)
 }

@@ -46,7 +46,9 @@ type Config struct {
 	// (default DefaultRPCHoldTimeout).
 	RPCHoldTimeout time.Duration
 
-	// RaftMultiplier (>=1) scales Raft's timeouts; 1 is tuned for a LAN.
+	// RaftMultiplier (1..10) scales Raft's timeouts (raft.go); 0 means 1,
+	// the fastest. The agent passes performance.raft_multiplier, 2 unless
+	// configured (config.DefaultRaftMultiplier).
 	RaftMultiplier int
 	// RaftBindAddr is the server port's listen address: Raft and the
 	// internal RPC share it (rpc.Mux). It defaults to DefaultRaftBindAddr

@@ -15,15 +15,16 @@ import (
 	"github.com/cairn-io/cairn/internal/rpc"
 )
 
-// Base Raft timings for RaftMultiplier 1 (Cairn's default; Consul's is 5).
+// Base Raft timings for RaftMultiplier 1 (the agent's default is 2,
+// config.DefaultRaftMultiplier; Consul's is 5 on timings 4× longer).
 // A follower starts an election after between one and two heartbeat
 // timeouts without hearing from the leader, and the leader sends
 // heartbeats every HeartbeatTimeout/10, so a LAN cluster replaces a dead
 // leader in well under 2 s: measured on loopback with 3 real server
 // processes on a 2-CPU box (10 kill -9 runs, two CPU-burning processes
-// beside them), the first write through a client agent succeeded 0.35-0.8 s
-// after the kill (p50 ~0.6 s), with no leadership change other than the
-// kills. LeaderLeaseTimeout is below HeartbeatTimeout, as Raft requires, so
+// beside them), at ×1 the first write through a client agent succeeded
+// 0.35-0.8 s after the kill (p50 ~0.6 s); `cairn bench failover -cluster`
+// measured p50 0.6 s at ×1 and 0.86 s at ×2. LeaderLeaseTimeout is below HeartbeatTimeout, as Raft requires, so
 // a partitioned leader steps down before a new one can be elected. Larger
 // multipliers trade failover time for tolerance of slow machines and links
 // (docs/OPERATIONS.md).
