@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/serf"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-io/cairn/internal/config"
@@ -314,4 +315,61 @@ func TestCluster_ThreeServersAndClients(t *testing.T) {
 		n, _, _ := stayer.client.Catalog().Node(leaver.a.cfg.NodeName, nil)
 		return err == nil && n == nil
 	})
+}
+
+// TestCluster_ServerLeaveSeenAsFailure: a follower leaves, but the leader
+// learns only of its departure, not of its intent to leave, and so sees it
+// fail rather than leave (the race seen in TestCluster_ThreeServersAndClients
+// once: the leave intent reached another member first). The leader does
+// not remove a failed server on its own when that would leave it alone, so
+// the leaving server asks for its own removal; otherwise the server left
+// behind loses its quorum as soon as the other one is gone.
+func TestCluster_ServerLeaveSeenAsFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	two := func(name string, join []string) *config.RuntimeConfig {
+		cfg := clusterConfig(t, name, true, join)
+		cfg.BootstrapExpect = 2
+		return cfg
+	}
+	s1 := startClusterAgent(t, two("s1", nil))
+	s2 := startClusterAgent(t, two("s2", []string{s1.serfAddr()}))
+	waitUntil(t, 15*time.Second, "a leader known by both servers with two voters", func() bool {
+		l := s1.a.srv.Leader()
+		return l != "" && s2.a.srv.Leader() == l && voters(raftConfig(t, s1)) == 2 && voters(raftConfig(t, s2)) == 2
+	})
+	leader, leaver := s1, s2
+	if s2.a.srv.IsLeader() {
+		leader, leaver = s2, s1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, kvPut(ctx, leader.a.Caller(), "before", "ok"))
+
+	// Leave memberlist (others hear this member is gone) without serf's
+	// leave intent (they never hear it meant to go).
+	leaveWithoutIntent := func() error {
+		return leaver.a.lan.Serf().Memberlist().Leave(time.Second)
+	}
+	leaverID := raft.ServerID(leaver.a.NodeID())
+	require.NoError(t, leaver.a.srv.Leave(ctx, leaveWithoutIntent))
+	require.Equal(t, serf.StatusFailed, memberStatus(leader, leaver.a.cfg.NodeName),
+		"the leader should see the leaver fail, not leave")
+	for _, s := range raftConfig(t, leader).Servers {
+		require.NotEqual(t, leaverID, s.ID, "the leaver is still in the leader's Raft configuration")
+	}
+	require.NoError(t, leaver.a.Shutdown(ctx))
+	require.True(t, leader.a.srv.IsLeader())
+	require.NoError(t, kvPut(ctx, leader.a.Caller(), "after", "ok"), "the remaining server leads alone")
+}
+
+// memberStatus is how n's LAN pool sees member name.
+func memberStatus(n *clusterNode, name string) serf.MemberStatus {
+	for _, m := range n.a.lan.Serf().Members() {
+		if m.Name == name {
+			return m.Status
+		}
+	}
+	return serf.StatusNone
 }

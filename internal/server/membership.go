@@ -27,6 +27,9 @@ const (
 	// leaveRemovalTimeout bounds how long a leaving follower waits for the
 	// leader to drop it from the Raft configuration.
 	leaveRemovalTimeout = 5 * time.Second
+	// leaveAskInterval is how often a leaving follower still in the
+	// configuration asks the leader to remove it.
+	leaveAskInterval = 250 * time.Millisecond
 )
 
 // serfHealth outputs, as Consul writes them.
@@ -427,6 +430,14 @@ func (s *Server) removeRaftPeer(info *gossip.ServerInfo) error {
 // steps down and the others elect a new leader); then leaveGossip
 // announces the departure on gossip; a follower finally waits (bounded by
 // ctx and leaveRemovalTimeout) until the leader has removed it.
+//
+// The leader removes a server it sees leave. It may instead see it fail,
+// when the gossip of its departure overtakes the gossip of its intent to
+// leave, and it does not remove a failed server on its own when that would
+// leave it without a quorum to spare. So while it waits, the follower asks
+// the leader to remove it (Operator.RaftRemovePeerByID, which the leader
+// grants once gossip no longer shows this server alive), every
+// leaveAskInterval.
 func (s *Server) Leave(ctx context.Context, leaveGossip func() error) error {
 	r := s.raftOrNil()
 	if r == nil {
@@ -464,15 +475,32 @@ func (s *Server) Leave(ctx context.Context, leaveGossip func() error) error {
 	}
 	if found, n := inConfig(); !wasLeader && found && n > 1 {
 		deadline := time.Now().Add(leaveRemovalTimeout)
-		for time.Now().Before(deadline) && ctx.Err() == nil {
+		nextAsk := time.Now()
+		var askErr error
+		for ctx.Err() == nil {
 			if found, _ := inConfig(); !found {
 				s.logger.Info("removed from the raft configuration by the leader")
+				askErr = nil
 				break
+			}
+			if !time.Now().Before(deadline) {
+				break
+			}
+			if !time.Now().Before(nextAsk) {
+				actx, cancel := context.WithTimeout(ctx, leaveAskInterval)
+				askErr = s.RPC(actx, rpc.MethodOperatorRaftRemovePeerByID,
+					&rpc.RaftRemovePeerRequest{ID: string(self)}, &struct{}{})
+				cancel()
+				nextAsk = time.Now().Add(leaveAskInterval)
 			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(50 * time.Millisecond):
 			}
+		}
+		if found, _ := inConfig(); found {
+			s.logger.Warn("left without being removed from the raft configuration; remove it with `cairn operator raft remove-peer`",
+				"id", string(self), "last_error", askErr)
 		}
 	}
 	return errors.Join(errs...)
