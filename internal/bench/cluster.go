@@ -96,6 +96,11 @@ func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
 		p := ports[5*i : 5*i+5]
 		name := fmt.Sprintf("bench-s%d", i+1)
 		dataDir := filepath.Join(o.Dir, name)
+		// A data dir left by an earlier run holds a Raft configuration with
+		// that run's ports: the servers would wait for peers that are gone.
+		if ents, err := os.ReadDir(dataDir); err == nil && len(ents) > 0 {
+			return nil, fmt.Errorf("%w: %s holds data from an earlier run; give an empty directory", ErrCluster, dataDir)
+		}
 		if err := os.MkdirAll(dataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCluster, err)
 		}

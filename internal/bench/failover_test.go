@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,4 +32,17 @@ func TestRunFailover(t *testing.T) {
 	require.Less(t, r.Latency.Max, 60_000.0, "first write within a minute of the kill")
 	require.Equal(t, "failover", r.Workload)
 	require.Len(t, r.Targets, 3)
+}
+
+// TestStartCluster_RefusesUsedDir: a data dir from an earlier run would
+// make the new servers wait for the old run's peers; StartCluster says so
+// at once instead of timing out without a leader.
+func TestStartCluster_RefusesUsedDir(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "bench-s1", "raft"), 0o755))
+	start := time.Now()
+	_, err := StartCluster(context.Background(), ClusterOptions{Binary: "/nonexistent", Dir: dir})
+	require.ErrorIs(t, err, ErrCluster)
+	require.ErrorContains(t, err, "earlier run")
+	require.Less(t, time.Since(start), 5*time.Second)
 }
