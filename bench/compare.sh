@@ -150,6 +150,15 @@ wait_profiles() { [[ $PROFILE == 1 ]] && wait "${PIDS[-1]}" 2>/dev/null || true;
 wait_profiles
 log "cairn: put, 1 client"
 measure cairn-put1 cb kv-put -clients 1 -duration "$DURATION" -keys 10000 -value-size 256
+# The single client above talks to server 1, which may or may not lead
+# (etcd's client balancer instead spreads its requests over all members):
+# measure both placements on each side, so the comparison does not hang on
+# which server won the election.
+CAIRN_LEAD="$(cairn_leader_addr)" CAIRN_FOLL=
+for a in "${CAIRN_ADDRS[@]}"; do [[ $a == "$CAIRN_LEAD" ]] || { CAIRN_FOLL=$a; break; }; done
+log "cairn: put, 1 client, through the leader ($CAIRN_LEAD), then a follower ($CAIRN_FOLL)"
+measure cairn-put1-leader "$CAIRN" bench -format=json -http-addr "$CAIRN_LEAD" kv-put -clients 1 -duration "$DURATION" -keys 10000 -value-size 256
+measure cairn-put1-follower "$CAIRN" bench -format=json -http-addr "$CAIRN_FOLL" kv-put -clients 1 -duration "$DURATION" -keys 10000 -value-size 256
 for mode in default stale; do
   log "cairn: get ($mode), 100 clients"; profile "get-$mode" $((D - 2))
   measure "cairn-get-$mode" cb kv-get -clients 100 -duration "$DURATION" -keys 10000 -value-size 256 -no-prefill -consistency "$mode"
@@ -209,6 +218,11 @@ log "etcd: put, 100 clients"
 measure etcd-put100 eb put -clients 100 -duration "$DURATION" -keys 10000 -value-size 256
 log "etcd: put, 1 client"
 measure etcd-put1 eb put -clients 1 -duration "$DURATION" -keys 10000 -value-size 256
+ETCD_LEAD="$(ETCDCTL_API=3 etcdctl --endpoints "$EPS" endpoint status -w simple | awk -F', ' '$5=="true" {print $1}')" ETCD_FOLL=
+for a in "${ETCD_EPS[@]}"; do [[ $a == "$ETCD_LEAD" ]] || { ETCD_FOLL=$a; break; }; done
+log "etcd: put, 1 client, through the leader ($ETCD_LEAD), then a follower ($ETCD_FOLL)"
+measure etcd-put1-leader "$EB" -format=json -endpoints "$ETCD_LEAD" put -clients 1 -duration "$DURATION" -keys 10000 -value-size 256
+measure etcd-put1-follower "$EB" -format=json -endpoints "$ETCD_FOLL" put -clients 1 -duration "$DURATION" -keys 10000 -value-size 256
 for mode in linearizable serializable; do
   log "etcd: get ($mode), 100 clients"
   measure "etcd-get-$mode" eb get -clients 100 -duration "$DURATION" -keys 10000 -value-size 256 -no-prefill -consistency "$mode"

@@ -35,6 +35,8 @@ var comparisons = []comparison{
 	{"KV put, 100 clients, p99 (ms)", "cairn-put100", "etcd-put100", p99, "ms", false, 1},
 	{"KV put, 1 client, p50 (ms)", "cairn-put1", "etcd-put1", p50, "ms", false, 1},
 	{"KV put, 1 client, p99 (ms)", "cairn-put1", "etcd-put1", p99, "ms", false, 1},
+	{"KV put, 1 client through the leader, p50 (ms)", "cairn-put1-leader", "etcd-put1-leader", p50, "ms", false, 1},
+	{"KV put, 1 client through a follower, p50 (ms)", "cairn-put1-follower", "etcd-put1-follower", p50, "ms", false, 1},
 	{"KV get default vs linearizable, 100 clients (ops/s)", "cairn-get-default", "etcd-get-linearizable", opsPerSec, "ops/s", true, 1},
 	{"KV get default vs linearizable, 1 client, p50 (ms)", "cairn-get1-default", "etcd-get1-linearizable", p50, "ms", false, 1},
 	{"KV get stale vs serializable, 100 clients (ops/s)", "cairn-get-stale", "etcd-get-serializable", opsPerSec, "ops/s", true, 1},
@@ -152,6 +154,8 @@ var cpuPairs = [][3]string{
 	{"fill (1 KiB puts, 100 clients)", "cairn-fill", "etcd-fill"},
 	{"put, 100 clients", "cairn-put100", "etcd-put100"},
 	{"put, 1 client", "cairn-put1", "etcd-put1"},
+	{"put, 1 client through the leader", "cairn-put1-leader", "etcd-put1-leader"},
+	{"put, 1 client through a follower", "cairn-put1-follower", "etcd-put1-follower"},
 	{"get default / linearizable, 100 clients", "cairn-get-default", "etcd-get-linearizable"},
 	{"get stale / serializable, 100 clients", "cairn-get-stale", "etcd-get-serializable"},
 }
