@@ -204,6 +204,7 @@ for _ in $(seq 1 600); do
   ETCDCTL_API=3 etcdctl --endpoints "$EPS" endpoint health >/dev/null 2>&1 && break; sleep 0.1
 done
 eb() { "$EB" -format=json -endpoints "$EPS" "$@"; }
+etcd_leader_ep() { ETCDCTL_API=3 etcdctl --endpoints "$EPS" endpoint status -w simple | awk -F', ' '$5=="true" {print $1}'; }
 ETCD_TERM0=$(ETCDCTL_API=3 etcdctl --endpoints "$EPS" endpoint status -w json | grep -o '"raft_term":[0-9]*' | head -1 | cut -d: -f2)
 EPIDS=("${ETCD_PIDS[1]}" "${ETCD_PIDS[2]}" "${ETCD_PIDS[3]}")
 SPIDS=("${EPIDS[@]}")
@@ -218,7 +219,7 @@ log "etcd: put, 100 clients"
 measure etcd-put100 eb put -clients 100 -duration "$DURATION" -keys 10000 -value-size 256
 log "etcd: put, 1 client"
 measure etcd-put1 eb put -clients 1 -duration "$DURATION" -keys 10000 -value-size 256
-ETCD_LEAD="$(ETCDCTL_API=3 etcdctl --endpoints "$EPS" endpoint status -w simple | awk -F', ' '$5=="true" {print $1}')" ETCD_FOLL=
+ETCD_LEAD="$(etcd_leader_ep)" ETCD_FOLL=
 for a in "${ETCD_EPS[@]}"; do [[ $a == "$ETCD_LEAD" ]] || { ETCD_FOLL=$a; break; }; done
 log "etcd: put, 1 client, through the leader ($ETCD_LEAD), then a follower ($ETCD_FOLL)"
 measure etcd-put1-leader "$EB" -format=json -endpoints "$ETCD_LEAD" put -clients 1 -duration "$DURATION" -keys 10000 -value-size 256
@@ -236,7 +237,7 @@ echo $(( $(etcd_term) - ETCD_TERM0 )) >"$OUT/elections-etcd.txt"
 log "etcd: failover, $ROUNDS rounds"
 : >"$OUT/etcd-failover.txt"
 for r in $(seq 1 "$ROUNDS"); do
-  lid="$(ETCDCTL_API=3 etcdctl --endpoints "$EPS" endpoint status -w simple | awk -F', ' '$5=="true" {print $1}')"
+  lid="$(etcd_leader_ep)"
   li=$(( ${lid##*:} - 12370 ))
   surv=(); for i in 1 2 3; do [[ $i == "$li" ]] || surv+=("127.0.0.1:$((12370 + i))"); done
   t0=$(date +%s%N)
