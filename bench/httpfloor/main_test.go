@@ -40,7 +40,9 @@ func TestRun_EveryServerAndClient(t *testing.T) {
 			if r.answers != uint64(c.watchers*c.writes) || r.errors != 0 {
 				t.Fatalf("answers %d (want %d), errors %d\n%s", r.answers, c.watchers*c.writes, r.errors, out.String())
 			}
-			if r.p99 < r.p50 || r.max < r.p99 || r.max <= 0 {
+			// Latency counts from the write's acknowledgement, and with a few
+			// watchers every answer can arrive before it: all zeros is valid.
+			if r.p50 < 0 || r.p99 < r.p50 || r.max < r.p99 {
 				t.Fatalf("quantiles out of order: p50 %v p99 %v max %v", r.p50, r.p99, r.max)
 			}
 			if got := strings.Count(out.String(), "\nwrite "); got != c.writes {
