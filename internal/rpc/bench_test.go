@@ -32,7 +32,8 @@ func BenchmarkConnPool_RPC(b *testing.B) {
 	})
 }
 
-func benchServer(b *testing.B, h Handler) (*Server, net.Addr, func()) {
+// benchServer serves multiplexed connections only; plain adds plain ones.
+func benchServer(b *testing.B, h Handler, plain ...bool) (*Server, net.Addr, func()) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -43,22 +44,32 @@ func benchServer(b *testing.B, h Handler) (*Server, net.Addr, func()) {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	rpcLn := mux.RPCListener()
+	if len(plain) > 0 && plain[0] {
+		plainLn := mux.PlainRPCListener()
+		go func() { _ = srv.ServePlain(ctx, plainLn); done <- struct{}{} }()
+	} else {
+		done <- struct{}{}
+	}
 	mux.Start()
-	go func() { defer close(done); _ = srv.Serve(ctx, rpcLn) }()
-	return srv, ln.Addr(), func() { cancel(); <-done; _ = mux.Close() }
+	go func() { _ = srv.Serve(ctx, rpcLn); done <- struct{}{} }()
+	return srv, ln.Addr(), func() { cancel(); <-done; <-done; _ = mux.Close() }
 }
 
 // BenchmarkConnPool_RPCSequential measures one small call at a time over a
-// real TCP loopback session: the per-call cost of the stream set-up and the
-// codec, without concurrency hiding it.
+// real TCP loopback session (a server without plain connections): the
+// per-call cost of the stream and the codec, without concurrency hiding it.
 func BenchmarkConnPool_RPCSequential(b *testing.B) {
+	benchSequential(b, false)
+}
+
+func benchSequential(b *testing.B, plain bool) {
 	h := func(_ context.Context, _ string, args, r any) error {
 		*r.(*IndexedKVEntries) = IndexedKVEntries{QueryMeta: QueryMeta{Index: 7}, Entries: []*state.KVEntry{{Key: args.(*KeyRequest).Key, Value: []byte("v"), ModifyIndex: 7}}}
 		return nil
 	}
-	_, addr, stop := benchServer(b, h)
+	_, addr, stop := benchServer(b, h, plain)
 	defer stop()
 	pool := NewConnPool(ConnPoolConfig{})
 	defer pool.Shutdown()

@@ -10,9 +10,13 @@
 //   - Server serves multiplexed (yamux) RPC connections: each stream
 //     carries calls one at a time, msgpack-encoded, dispatched to a
 //     Handler (see the wire format in codec.go).
+//   - Server also serves plain connections (TypeRPC): one call at a time on
+//     a TCP connection of its own, framed as on a stream (plain.go).
 //   - ConnPool is the client side: one yamux session per server address,
 //     reused across calls, reaped when idle, with a small pool of idle
-//     streams per session reused by later calls.
+//     streams per session reused by later calls; calls that are not
+//     blocking queries go over pooled plain connections instead (up to 32
+//     per server), which cost about half as much per call.
 //   - Registry maps method names to their request/response types and
 //     sentinel errors to wire codes, so errors.Is keeps working across the
 //     network.

@@ -13,7 +13,7 @@ import (
 // Connection types: the first byte a client writes on the server port says
 // what the rest of the connection carries. The numbering is Consul's.
 const (
-	TypeRPC          byte = 0x00 // plain net/rpc: reserved, not served
+	TypeRPC          byte = 0x00 // one call at a time on a connection of its own (ConnPool's plain connections)
 	TypeRaft         byte = 0x01 // Raft's NetworkTransport
 	TypeMultiplex    byte = 0x02 // Consul's old multiplexer: reserved, not served
 	TypeTLS          byte = 0x03 // TLS wrapper: reserved for the security work
@@ -111,6 +111,9 @@ func (m *Mux) RaftListener() net.Listener { return m.Listener(TypeRaft) }
 
 // RPCListener is Listener(TypeMultiplexRPC); pass it to Server.Serve.
 func (m *Mux) RPCListener() net.Listener { return m.Listener(TypeMultiplexRPC) }
+
+// PlainRPCListener is Listener(TypeRPC); pass it to Server.ServePlain.
+func (m *Mux) PlainRPCListener() net.Listener { return m.Listener(TypeRPC) }
 
 // Start runs the accept loop in a goroutine. Calling it twice is a no-op.
 func (m *Mux) Start() {
@@ -265,6 +268,14 @@ type muxConn struct {
 	net.Conn
 	mux  *Mux
 	once sync.Once
+}
+
+// CloseWrite half-closes the connection when the underlying one can.
+func (c *muxConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // Close closes the connection and forgets it.

@@ -72,15 +72,18 @@ type ConnPool struct {
 	logger *slog.Logger
 	yamux  *yamux.Config
 
-	mu       sync.Mutex // guards conns, shutdown
+	mu       sync.Mutex // guards conns, plain, shutdown
 	conns    map[string]*poolConn
+	plain    map[string]*plainSet
 	shutdown bool
 
 	stopCh chan struct{}
 	wg     sync.WaitGroup
 
-	// streamsOpened counts OpenStream calls (tests).
+	// streamsOpened counts OpenStream calls, plainDialed the plain
+	// connections opened (tests).
 	streamsOpened atomic.Int64
+	plainDialed   atomic.Int64
 }
 
 // poolConn is one address's session. ready is closed once the dial has
@@ -242,6 +245,7 @@ func NewConnPool(cfg ConnPoolConfig) *ConnPool {
 		logger: cfg.Logger,
 		yamux:  yamuxConfig(cfg.Logger),
 		conns:  map[string]*poolConn{},
+		plain:  map[string]*plainSet{},
 		stopCh: make(chan struct{}),
 	}
 	p.wg.Add(1)
@@ -264,6 +268,11 @@ func (p *ConnPool) RPC(ctx context.Context, addr net.Addr, method string, args, 
 	}
 	if err := p.reg.checkTypes(method, args, reply); err != nil {
 		return err
+	}
+	if _, blocking := blockingWait(args, p.cfg.DefaultQueryTime, p.cfg.MaxQueryTime); !blocking {
+		if handled, err := p.plainRPC(ctx, addr, method, args, reply); handled {
+			return err
+		}
 	}
 	freshOnly := false
 	for attempt := 0; ; attempt++ {
@@ -374,7 +383,7 @@ func (p *ConnPool) callError(ctx context.Context, method string, addr net.Addr, 
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("rpc: %s to %s: %w", method, addr, ctx.Err())
-	case errors.Is(err, yamux.ErrTimeout):
+	case isDeadline(err):
 		return fmt.Errorf("rpc: %s to %s: %w: %w", method, addr, ErrTimeout, err)
 	}
 	return fmt.Errorf("rpc: %s to %s: %w", method, addr, err)
@@ -451,9 +460,9 @@ func (p *ConnPool) dial(ctx context.Context, addr net.Addr, pc *poolConn) error 
 	return nil
 }
 
-func (p *ConnPool) connect(ctx context.Context, addr net.Addr) (*yamux.Session, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
-	defer cancel()
+// dialConn opens a connection to addr (cfg.Dial or TCP); errors are
+// ErrConnect.
+func (p *ConnPool) dialConn(ctx context.Context, addr net.Addr) (net.Conn, error) {
 	var conn net.Conn
 	var err error
 	if p.cfg.Dial != nil {
@@ -464,6 +473,16 @@ func (p *ConnPool) connect(ctx context.Context, addr net.Addr) (*yamux.Session, 
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: dial %s: %w", ErrConnect, addr, err)
+	}
+	return conn, nil
+}
+
+func (p *ConnPool) connect(ctx context.Context, addr net.Addr) (*yamux.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	defer cancel()
+	conn, err := p.dialConn(ctx, addr)
+	if err != nil {
+		return nil, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetWriteDeadline(dl)
@@ -501,12 +520,18 @@ func (p *ConnPool) discard(pc *poolConn) {
 	pc.dropIdle()
 }
 
-// Remove closes the session to addr, if any, failing its in-flight calls.
-// Callers use it after a server proved unhealthy.
+// Remove closes the session and the plain connections to addr, if any,
+// failing their in-flight calls. Callers use it after a server proved
+// unhealthy.
 func (p *ConnPool) Remove(addr net.Addr) {
 	p.mu.Lock()
 	pc := p.conns[addr.String()]
+	ps := p.plain[addr.String()]
+	delete(p.plain, addr.String())
 	p.mu.Unlock()
+	if ps != nil {
+		ps.close()
+	}
 	if pc != nil && pc.isReady() {
 		p.discard(pc)
 	}
@@ -562,7 +587,14 @@ func (p *ConnPool) reap(now time.Time) {
 		}
 		live = append(live, pc)
 	}
+	plain := make([]*plainSet, 0, len(p.plain))
+	for _, s := range p.plain {
+		plain = append(plain, s)
+	}
 	p.mu.Unlock()
+	for _, s := range plain {
+		s.trim(now.Add(-p.cfg.IdleTimeout))
+	}
 	for _, pc := range closing {
 		p.logger.Debug("rpc session closed", "server", pc.key, "reason", "idle")
 		_ = pc.sess.Close()
@@ -582,9 +614,12 @@ func (p *ConnPool) Shutdown() error {
 		return nil
 	}
 	p.shutdown = true
-	conns := p.conns
-	p.conns = map[string]*poolConn{}
+	conns, plain := p.conns, p.plain
+	p.conns, p.plain = map[string]*poolConn{}, map[string]*plainSet{}
 	p.mu.Unlock()
+	for _, s := range plain {
+		s.close()
+	}
 
 	close(p.stopCh)
 	for _, pc := range conns {

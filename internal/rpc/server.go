@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -116,6 +118,51 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return acceptLoop(ctx, l, "rpc: accept", s.ServeConn)
 }
 
+// ServePlain serves plain RPC connections (TypeRPC, as with
+// Mux.PlainRPCListener) from l the way Serve serves multiplexed ones: each
+// connection carries calls one at a time, framed as on a stream.
+func (s *Server) ServePlain(ctx context.Context, l net.Listener) error {
+	return acceptLoop(ctx, l, "rpc: accept plain", s.ServePlainConn)
+}
+
+// ServePlainConn serves one plain connection until it closes or ctx is
+// done. It first writes plainAck, which tells the caller that this server
+// serves plain connections (an older one closes them unanswered).
+func (s *Server) ServePlainConn(ctx context.Context, conn net.Conn) {
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.ReplyWriteTimeout))
+	if _, err := conn.Write([]byte{plainAck}); err != nil {
+		s.logger.Debug("rpc plain connection ended before its ack", "remote_addr", conn.RemoteAddr().String(), "error", err)
+		_ = conn.Close()
+		return
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	s.serveStream(ctx, plainStream{conn})
+}
+
+// Lingering close of a plain connection: see plainStream.Close.
+const (
+	plainLinger      = 500 * time.Millisecond
+	plainLingerBytes = 4 << 20
+)
+
+// plainStream is a plain connection as a callStream. Its Close half-closes
+// the connection, then reads and discards what the caller still sends (up
+// to plainLingerBytes, for up to plainLinger) before closing it. A reply
+// that ends the connection early (a request over the size limit, an
+// unknown method) then reaches the caller; closing over unread data would
+// send a reset, which can discard the reply before the caller reads it.
+type plainStream struct{ net.Conn }
+
+func (p plainStream) Close() error {
+	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = p.Conn.SetReadDeadline(time.Now().Add(plainLinger))
+		_, _ = io.CopyN(io.Discard, p.Conn, plainLingerBytes)
+	}
+	return p.Conn.Close()
+}
+
 // acceptLoop accepts connections from l and serves each on its own
 // goroutine with serve until ctx is done or l is closed; then it closes l
 // and waits for every serve to return. Temporary accept errors (timeouts)
@@ -197,10 +244,25 @@ func PeerAddr(ctx context.Context) (net.Addr, bool) {
 	return a, ok
 }
 
+// callStream is what carries calls one at a time: a yamux stream, or a
+// plain connection of its own (TypeRPC).
+type callStream interface {
+	io.ReadWriteCloser
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	RemoteAddr() net.Addr
+}
+
+// isDeadline reports whether err is a read or write deadline passing, on
+// a yamux stream or a net.Conn.
+func isDeadline(err error) bool {
+	return errors.Is(err, yamux.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
 // serveStream serves the calls of one stream in turn until the caller
 // closes it, a read or write fails, a request cannot be parsed, or the
 // server stops.
-func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
+func (s *Server) serveStream(ctx context.Context, st callStream) {
 	defer st.Close()
 	lr := &limitReader{r: st}
 	dec := newDecoder(lr)
@@ -231,7 +293,7 @@ func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
 
 // serveRequest reads one request, calls the handler and writes the reply.
 // It reports whether the stream can carry another request.
-func (s *Server) serveRequest(ctx context.Context, st *yamux.Stream, dec *decoder, enc *encoder, readTimer *time.Timer) bool {
+func (s *Server) serveRequest(ctx context.Context, st callStream, dec *decoder, enc *encoder, readTimer *time.Timer) bool {
 	dec.rec.reset()
 	enc.rec.reset()
 	var hdr requestHeader
@@ -279,7 +341,7 @@ func (s *Server) serveRequest(ctx context.Context, st *yamux.Stream, dec *decode
 	go func() {
 		defer close(gone)
 		var b [1]byte
-		if _, err := st.Read(b[:]); err != nil && errors.Is(err, yamux.ErrTimeout) {
+		if _, err := st.Read(b[:]); err != nil && isDeadline(err) {
 			return // our own wake-up below: the caller is still there
 		}
 		callerGone.Store(true)
@@ -312,7 +374,7 @@ func (s *Server) call(ctx context.Context, method string, args, reply any) (err 
 
 // reply writes the response; keepAlive announces that the stream stays
 // open for the next request. It reports whether the reply was written.
-func (s *Server) reply(st *yamux.Stream, enc *encoder, method string, err error, reply any, keepAlive bool) bool {
+func (s *Server) reply(st callStream, enc *encoder, method string, err error, reply any, keepAlive bool) bool {
 	_ = st.SetWriteDeadline(time.Now().Add(s.cfg.ReplyWriteTimeout))
 	var werr error
 	if err != nil {

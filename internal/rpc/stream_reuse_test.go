@@ -64,7 +64,7 @@ func TestCodec_KeepAliveHeaderCompatible(t *testing.T) {
 }
 
 func TestConnPool_SequentialCallsReuseOneStream(t *testing.T) {
-	ts := startServer(t, func(ctx context.Context, m string, args, reply any) error {
+	ts := startMuxOnlyServer(t, func(ctx context.Context, m string, args, reply any) error {
 		if q := args.(*KeyRequest); q.MinQueryIndex > 0 {
 			// A short blocking query: it must use a pooled stream too.
 			select {
@@ -92,7 +92,7 @@ func TestConnPool_FailedCallsDoNotReturnStream(t *testing.T) {
 	defer close(release)
 	started := make(chan struct{}, 4)
 	handlerCancelled := make(chan struct{}, 4)
-	ts := startServer(t, func(ctx context.Context, m string, args, reply any) error {
+	ts := startMuxOnlyServer(t, func(ctx context.Context, m string, args, reply any) error {
 		switch args.(*KeyRequest).Key {
 		case "block":
 			started <- struct{}{}
@@ -220,7 +220,7 @@ func TestConnPool_OldServerClosingStreamsStillWorks(t *testing.T) {
 
 func TestServer_OldClientOneCallPerStream(t *testing.T) {
 	var calls atomic.Int64
-	ts := startServer(t, func(ctx context.Context, m string, args, reply any) error {
+	ts := startMuxOnlyServer(t, func(ctx context.Context, m string, args, reply any) error {
 		calls.Add(1)
 		return echoKeyHandler(ctx, m, args, reply)
 	}, nil)
@@ -250,7 +250,7 @@ func TestServer_OldClientOneCallPerStream(t *testing.T) {
 }
 
 func TestConnPool_ConcurrentCallsReuseStreams(t *testing.T) {
-	ts := startServer(t, echoKeyHandler, nil)
+	ts := startMuxOnlyServer(t, echoKeyHandler, nil)
 	pool := newPool(t, nil)
 	const workers, calls = 16, 50
 	var wg sync.WaitGroup
@@ -280,7 +280,7 @@ func TestConnPool_ConcurrentCallsReuseStreams(t *testing.T) {
 func TestConnPool_IdleStreamsCapped(t *testing.T) {
 	release := make(chan struct{})
 	var inHandler atomic.Int64
-	ts := startServer(t, func(ctx context.Context, m string, args, reply any) error {
+	ts := startMuxOnlyServer(t, func(ctx context.Context, m string, args, reply any) error {
 		inHandler.Add(1)
 		<-release
 		return echoKeyHandler(ctx, m, args, reply)
@@ -306,7 +306,7 @@ func TestConnPool_IdleStreamsCapped(t *testing.T) {
 
 func TestConnPool_StaleStreams(t *testing.T) {
 	t.Run("closed by the server while idle", func(t *testing.T) {
-		ts := startServer(t, echoKeyHandler, func(c *ServerConfig) { c.IdleStreamTimeout = 50 * time.Millisecond })
+		ts := startMuxOnlyServer(t, echoKeyHandler, func(c *ServerConfig) { c.IdleStreamTimeout = 50 * time.Millisecond })
 		pool := newPool(t, nil)
 		require.NoError(t, getKey(context.Background(), pool, ts.addr, "a"))
 		pc := pool.conns[ts.addr.String()]
@@ -322,7 +322,7 @@ func TestConnPool_StaleStreams(t *testing.T) {
 	})
 	t.Run("closed before the request is written is resent on a new stream", func(t *testing.T) {
 		var calls atomic.Int64
-		ts := startServer(t, func(ctx context.Context, m string, args, reply any) error {
+		ts := startMuxOnlyServer(t, func(ctx context.Context, m string, args, reply any) error {
 			calls.Add(1)
 			return echoKeyHandler(ctx, m, args, reply)
 		}, nil)
@@ -339,7 +339,7 @@ func TestConnPool_StaleStreams(t *testing.T) {
 		require.Equal(t, int64(2), calls.Load(), "the request must have been sent once")
 	})
 	t.Run("aged out", func(t *testing.T) {
-		ts := startServer(t, echoKeyHandler, nil)
+		ts := startMuxOnlyServer(t, echoKeyHandler, nil)
 		pool := newPool(t, nil)
 		require.NoError(t, getKey(context.Background(), pool, ts.addr, "a"))
 		pool.conns[ts.addr.String()].trimIdle(time.Now().Add(time.Second))
@@ -377,7 +377,7 @@ func (k *killConn) kill() {
 func TestConnPool_ReusedStreamFailureAfterSendIsNotErrConnect(t *testing.T) {
 	var k killConn
 	var calls atomic.Int64
-	ts := startServer(t, func(ctx context.Context, m string, args, reply any) error {
+	ts := startMuxOnlyServer(t, func(ctx context.Context, m string, args, reply any) error {
 		if calls.Add(1) == 2 {
 			// The request arrived; the connection dies before the reply.
 			k.kill()
@@ -396,7 +396,7 @@ func TestConnPool_ReusedStreamFailureAfterSendIsNotErrConnect(t *testing.T) {
 }
 
 func TestServer_StreamReadTimeouts(t *testing.T) {
-	ts := startServer(t, echoKeyHandler, func(c *ServerConfig) {
+	ts := startMuxOnlyServer(t, echoKeyHandler, func(c *ServerConfig) {
 		c.RequestReadTimeout = 100 * time.Millisecond
 		c.IdleStreamTimeout = 300 * time.Millisecond
 	})

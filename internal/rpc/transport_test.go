@@ -46,7 +46,8 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// testServer is a Mux on 127.0.0.1 serving RPC with h.
+// testServer is a Mux on 127.0.0.1 serving RPC with h, on multiplexed
+// and plain connections as a server does.
 type testServer struct {
 	mux    *Mux
 	addr   net.Addr
@@ -59,7 +60,19 @@ func startServer(t *testing.T, h Handler, mutate func(*ServerConfig)) *testServe
 	return startServerOn(t, "127.0.0.1:0", h, mutate)
 }
 
+// startMuxOnlyServer serves multiplexed connections only, as servers did
+// before plain ones: every call goes over yamux streams.
+func startMuxOnlyServer(t *testing.T, h Handler, mutate func(*ServerConfig)) *testServer {
+	t.Helper()
+	return startServerWith(t, "127.0.0.1:0", false, h, mutate)
+}
+
 func startServerOn(t *testing.T, bind string, h Handler, mutate func(*ServerConfig)) *testServer {
+	t.Helper()
+	return startServerWith(t, bind, true, h, mutate)
+}
+
+func startServerWith(t *testing.T, bind string, plain bool, h Handler, mutate func(*ServerConfig)) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", bind)
 	require.NoError(t, err)
@@ -71,10 +84,19 @@ func startServerOn(t *testing.T, bind string, h Handler, mutate func(*ServerConf
 	srv, err := NewServer(cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{mux: mux, addr: ln.Addr(), cancel: cancel, done: make(chan error, 1)}
+	ts := &testServer{mux: mux, addr: ln.Addr(), cancel: cancel, done: make(chan error, 2)}
 	rpcLn := mux.RPCListener()
+	var plainLn net.Listener
+	if plain {
+		plainLn = mux.PlainRPCListener()
+	}
 	mux.Start()
 	go func() { ts.done <- srv.Serve(ctx, rpcLn) }()
+	if plainLn != nil {
+		go func() { ts.done <- srv.ServePlain(ctx, plainLn) }()
+	} else {
+		ts.done <- nil
+	}
 	t.Cleanup(ts.stop)
 	return ts
 }
@@ -84,6 +106,7 @@ func (ts *testServer) stop() {
 		return
 	}
 	ts.cancel()
+	<-ts.done
 	<-ts.done
 	_ = ts.mux.Close()
 	ts.cancel = nil
@@ -330,13 +353,13 @@ func TestConnPool_DialFailureIsErrConnect(t *testing.T) {
 
 func TestConnPool_ReconnectsAfterServerRestart(t *testing.T) {
 	h := func(_ context.Context, _ string, _, reply any) error { *reply.(*string) = "leader"; return nil }
-	ts := startServer(t, h, nil)
+	ts := startMuxOnlyServer(t, h, nil)
 	pool := newPool(t, nil)
 	var out string
 	require.NoError(t, pool.RPC(context.Background(), ts.addr, MethodStatusLeader, &struct{}{}, &out))
 	ts.stop()
 
-	ts2 := startServerOn(t, ts.addr.String(), h, nil)
+	ts2 := startServerWith(t, ts.addr.String(), false, h, nil)
 	waitFor(t, 5*time.Second, "call on restarted server", func() bool {
 		return pool.RPC(context.Background(), ts2.addr, MethodStatusLeader, &struct{}{}, &out) == nil
 	})
@@ -344,7 +367,7 @@ func TestConnPool_ReconnectsAfterServerRestart(t *testing.T) {
 }
 
 func TestConnPool_IdleSessionsReaped(t *testing.T) {
-	ts := startServer(t, func(context.Context, string, any, any) error { return nil }, nil)
+	ts := startMuxOnlyServer(t, func(context.Context, string, any, any) error { return nil }, nil)
 	pool := newPool(t, func(c *ConnPoolConfig) { c.IdleTimeout = 50 * time.Millisecond })
 	require.NoError(t, pool.RPC(context.Background(), ts.addr, MethodStatusLeader, &struct{}{}, new(string)))
 	require.Equal(t, 1, pool.Sessions())
@@ -385,10 +408,14 @@ func TestServer_ServeStopsAndWaitsForHandlers(t *testing.T) {
 	go func() { errc <- pool.RPC(context.Background(), ts.addr, MethodStatusLeader, &struct{}{}, new(string)) }()
 	<-started
 	ts.cancel()
+	// Serve and ServePlain both return (the call is on one of them)...
 	require.NoError(t, <-ts.done)
+	require.NoError(t, <-ts.done)
+	// ...and only after their handlers.
 	require.Zero(t, running.Load(), "Serve returned before its handlers")
 	require.Error(t, <-errc)
 	ts.done <- nil // let Cleanup's stop() finish
+	ts.done <- nil
 }
 
 func TestMux_DemuxesRaftAndRPC(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -143,13 +144,22 @@ func (s *Server) startRPCServer(parts *raftParts) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	ln := parts.mux.RPCListener()
+	ln, plainLn := parts.mux.RPCListener(), parts.mux.PlainRPCListener()
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		if err := srv.Serve(ctx, ln); err != nil {
 			s.logger.Error("rpc server stopped", "error", err)
 		}
 	}()
+	go func() {
+		defer wg.Done()
+		if err := srv.ServePlain(ctx, plainLn); err != nil {
+			s.logger.Error("plain rpc server stopped", "error", err)
+		}
+	}()
+	go func() { wg.Wait(); close(done) }()
 	s.rpcCancel, s.rpcDone = cancel, done
 	parts.mux.Start()
 	return nil
