@@ -138,21 +138,27 @@ func (s *plainSet) drop(pc *plainConn) {
 func (s *plainSet) trim(cutoff time.Time) {
 	s.mu.Lock()
 	var old []*plainConn
-	kept := s.idle[:0]
-	for _, pc := range s.idle {
-		if pc.idleFrom.Before(cutoff) {
-			old = append(old, pc)
-			delete(s.open, pc)
-		} else {
-			kept = append(kept, pc)
-		}
+	s.idle, old = splitIdle(s.idle, cutoff, func(pc *plainConn) time.Time { return pc.idleFrom })
+	for _, pc := range old {
+		delete(s.open, pc)
 	}
-	clear(s.idle[len(kept):])
-	s.idle = kept
 	s.mu.Unlock()
 	for _, pc := range old {
 		_ = pc.c.Close()
 	}
+}
+
+// closeIfUnused closes the set when it holds no connection, no dial and no
+// refusal still in force; a call that finds it closed uses yamux once and
+// the next one gets a new set.
+func (s *plainSet) closeIfUnused(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.open) > 0 || s.reserved > 0 || now.Before(s.refusedUntil) {
+		return false
+	}
+	s.closed = true
+	return true
 }
 
 // close closes every connection, failing the calls in flight on them.

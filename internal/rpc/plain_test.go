@@ -222,12 +222,16 @@ func TestPlain_IdleConnectionsReaped(t *testing.T) {
 	ts := startServer(t, echoKeyHandler, nil)
 	pool := newPool(t, func(c *ConnPoolConfig) { c.IdleTimeout = 50 * time.Millisecond })
 	require.NoError(t, getKey(context.Background(), pool, ts.addr, "k"))
-	waitFor(t, 2*time.Second, "idle plain connection reaped", func() bool {
-		open, _ := pool.plainCounts(ts.addr)
-		return open == 0
+	waitFor(t, 2*time.Second, "idle plain connection reaped and its set forgotten", func() bool {
+		pool.mu.Lock()
+		defer pool.mu.Unlock()
+		return len(pool.plain) == 0
 	})
 	require.NoError(t, getKey(context.Background(), pool, ts.addr, "k2"))
 	require.Equal(t, int64(2), pool.plainDialed.Load())
+	open, idle := pool.plainCounts(ts.addr)
+	require.Equal(t, 1, open)
+	require.Equal(t, 1, idle)
 }
 
 // BenchmarkConnPool_PlainSequential is BenchmarkConnPool_RPCSequential

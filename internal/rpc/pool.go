@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -177,20 +178,26 @@ func (c *poolConn) putIdle(ps *poolStream, now time.Time) {
 func (c *poolConn) trimIdle(cutoff time.Time) {
 	c.idleMu.Lock()
 	var old []*poolStream
-	kept := c.idle[:0]
-	for _, ps := range c.idle {
-		if ps.idleFrom.Before(cutoff) {
-			old = append(old, ps)
-		} else {
-			kept = append(kept, ps)
-		}
-	}
-	clear(c.idle[len(kept):])
-	c.idle = kept
+	c.idle, old = splitIdle(c.idle, cutoff, func(ps *poolStream) time.Time { return ps.idleFrom })
 	c.idleMu.Unlock()
 	for _, ps := range old {
 		_ = ps.st.Close()
 	}
+}
+
+// splitIdle removes from idle, in place, the entries idle since before
+// cutoff, and returns what is kept and what was removed.
+func splitIdle[T any](idle []T, cutoff time.Time, since func(T) time.Time) (kept, old []T) {
+	kept = idle[:0]
+	for _, v := range idle {
+		if since(v).Before(cutoff) {
+			old = append(old, v)
+		} else {
+			kept = append(kept, v)
+		}
+	}
+	clear(idle[len(kept):])
+	return kept, old
 }
 
 // dropIdle forgets the idle streams; closing the session closes them.
@@ -587,14 +594,20 @@ func (p *ConnPool) reap(now time.Time) {
 		}
 		live = append(live, pc)
 	}
-	plain := make([]*plainSet, 0, len(p.plain))
-	for _, s := range p.plain {
-		plain = append(plain, s)
-	}
+	plain := make(map[string]*plainSet, len(p.plain))
+	maps.Copy(plain, p.plain)
 	p.mu.Unlock()
 	for _, s := range plain {
 		s.trim(now.Add(-p.cfg.IdleTimeout))
 	}
+	// Forget the sets left empty, so servers that went away leave nothing.
+	p.mu.Lock()
+	for key, s := range plain {
+		if p.plain[key] == s && s.closeIfUnused(now) {
+			delete(p.plain, key)
+		}
+	}
+	p.mu.Unlock()
 	for _, pc := range closing {
 		p.logger.Debug("rpc session closed", "server", pc.key, "reason", "idle")
 		_ = pc.sess.Close()
