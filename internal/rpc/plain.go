@@ -318,7 +318,7 @@ func (p *ConnPool) callPlain(ctx context.Context, set *plainSet, pc *plainConn, 
 	stop := context.AfterFunc(ctx, expire)
 	// keep: the reply was read whole from a server that reads on after it.
 	// An error reply (a *RemoteError) leaves the connection in step too.
-	keep := false
+	var keep bool
 	defer func() {
 		stopped := stop()
 		timerStopped := pc.timeout.Stop()
@@ -328,25 +328,6 @@ func (p *ConnPool) callPlain(ctx context.Context, set *plainSet, pc *plainConn, 
 		}
 		set.drop(pc)
 	}()
-	pc.enc.rec.reset()
-	pc.dec.rec.reset()
-	if err := pc.enc.encode(&requestHeader{Version: protocolVersion, Method: method}, args); err != nil {
-		if reused && pc.enc.rec.written == 0 && !isDeadline(err) {
-			return fmt.Errorf("%w: send request: %w", errStreamStale, err)
-		}
-		return fmt.Errorf("send request: %w", err)
-	}
-	var hdr responseHeader
-	if err := pc.dec.decode(&hdr); err != nil {
-		return fmt.Errorf("read reply: %w", err)
-	}
-	if err := p.reg.decodeError(hdr); err != nil {
-		keep = hdr.KeepAlive
-		return err
-	}
-	if err := pc.dec.decode(reply); err != nil {
-		return fmt.Errorf("read reply: %w", err)
-	}
-	keep = hdr.KeepAlive
-	return nil
+	keep, err = p.exchange(pc.enc, pc.dec, reused, func(err error) bool { return !isDeadline(err) }, method, args, reply)
+	return err
 }

@@ -349,7 +349,7 @@ func (p *ConnPool) call(ctx context.Context, pc *poolConn, ps *poolStream, reuse
 		ps.timeout.Reset(timeout)
 	}
 	stop := context.AfterFunc(ctx, expire)
-	keep := false
+	var keep bool
 	defer func() {
 		// A Stop that reports false means the hook has run or is running:
 		// the stream's deadline may be in the past, so it is not reused.
@@ -361,28 +361,36 @@ func (p *ConnPool) call(ctx context.Context, pc *poolConn, ps *poolStream, reuse
 		}
 		_ = st.Close()
 	}()
-	ps.enc.rec.reset()
-	ps.dec.rec.reset()
+	keep, err = p.exchange(ps.enc, ps.dec, reused, func(err error) bool {
+		return errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, yamux.ErrConnectionReset)
+	}, method, args, reply)
+	return err
+}
 
-	if err := ps.enc.encode(&requestHeader{Version: protocolVersion, Method: method}, args); err != nil {
-		if reused && ps.enc.rec.written == 0 &&
-			(errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, yamux.ErrConnectionReset)) {
-			return fmt.Errorf("%w: send request: %w", errStreamStale, err)
+// exchange sends one request and reads its reply. On a reused stream or
+// connection, a send that failed before any byte left with an error stale
+// accepts is errStreamStale: provably never sent. keepAlive is the reply
+// header's KeepAlive once the reply, error or not, was read whole.
+func (p *ConnPool) exchange(enc *encoder, dec *decoder, reused bool, stale func(error) bool, method string, args, reply any) (keepAlive bool, err error) {
+	enc.rec.reset()
+	dec.rec.reset()
+	if err := enc.encode(&requestHeader{Version: protocolVersion, Method: method}, args); err != nil {
+		if reused && enc.rec.written == 0 && stale(err) {
+			return false, fmt.Errorf("%w: send request: %w", errStreamStale, err)
 		}
-		return fmt.Errorf("send request: %w", err)
+		return false, fmt.Errorf("send request: %w", err)
 	}
 	var hdr responseHeader
-	if err := ps.dec.decode(&hdr); err != nil {
-		return fmt.Errorf("read reply: %w", err)
+	if err := dec.decode(&hdr); err != nil {
+		return false, fmt.Errorf("read reply: %w", err)
 	}
 	if err := p.reg.decodeError(hdr); err != nil {
-		return err
+		return hdr.KeepAlive, err
 	}
-	if err := ps.dec.decode(reply); err != nil {
-		return fmt.Errorf("read reply: %w", err)
+	if err := dec.decode(reply); err != nil {
+		return false, fmt.Errorf("read reply: %w", err)
 	}
-	keep = hdr.KeepAlive
-	return nil
+	return hdr.KeepAlive, nil
 }
 
 // callError gives a transport failure its context and its sentinel.
