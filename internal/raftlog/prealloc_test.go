@@ -25,6 +25,13 @@ func tailSize(s *Store) int64 {
 	return s.segs[len(s.segs)-1].size
 }
 
+// allocEnd returns where the last segment's published zeros end.
+func allocEnd(s *Store) int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.segs[len(s.segs)-1].alloc.Load()
+}
+
 // TestStore_Preallocates: zeros are written ahead of the records, appends
 // then land on them without growing the file, and a reopened store takes
 // the zeros as free space, not as damage.
@@ -35,7 +42,12 @@ func TestStore_Preallocates(t *testing.T) {
 	s := openOptsT(t, dir, opts)
 	store(t, s, entries(1, 10, 1))
 	path := lastSegment(t, dir)
-	waitFor(t, "the first preallocation", func() bool { return fileSize(t, path) >= tailSize(s)+32<<10 })
+	// The file grows page by page while the zeros are written; wait for
+	// the preallocation to be published (alloc), not for a size.
+	waitFor(t, "the first preallocation", func() bool {
+		a := allocEnd(s)
+		return a >= tailSize(s)+32<<10 && fileSize(t, path) == a
+	})
 	before := fileSize(t, path)
 	store(t, s, entries(11, 20, 1))
 	if got := fileSize(t, path); got != before {
